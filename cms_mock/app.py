@@ -1,0 +1,98 @@
+"""The app factory: settings in, a connexion ``AsyncApp`` bound to one service's spec out.
+
+No app is built at import time; ``uvicorn cms_mock.app:app`` gets one built from the
+environment on first access (module ``__getattr__``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import yaml
+from connexion import AsyncApp
+from connexion.middleware import MiddlewarePosition
+from connexion.options import SwaggerUIOptions
+from connexion.resolver import Resolver
+from starlette.middleware.cors import CORSMiddleware
+
+from cms_mock import error_responses
+from cms_mock.errors import CorruptDataFile
+from cms_mock.middleware import AccessLog
+from cms_mock.runtime import Runtime
+from cms_mock.services import SERVICES
+from cms_mock.settings import Settings
+from cms_mock.store import Store
+from cms_mock.validation import VALIDATOR_MAP
+
+logger = logging.getLogger(__name__)
+
+
+class SnakeCaseResolver(Resolver):
+    """Binds the client-friendly ``operationId`` ``getCustomer`` to ``<controller>.get_customer``."""
+
+    def resolve_operation_id(self, operation: Any) -> str:
+        module, _, name = super().resolve_operation_id(operation).rpartition(".")
+        return f"{module}.{re.sub(r'(?<!^)(?=[A-Z])', '_', name).lower()}"
+
+
+def load_spec(path: Any) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)  # type: ignore[no-any-return]
+
+
+def create_app(settings: Settings) -> AsyncApp:
+    """Build the app for ``settings.service``; its store opens when the app starts."""
+    service = SERVICES[settings.service]
+    spec = load_spec(service.spec_path)
+    data_path = None if settings.in_memory else settings.data_dir / service.data_file
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
+        store = Store(data_path, ids=service.ids, samples=service.samples)
+        try:
+            store.open()
+        except CorruptDataFile as exc:
+            logger.critical("refusing to start: %s", exc)
+            raise
+        logger.info("%s serving %d records from %s", spec["info"]["title"], store.count(), data_path or "memory")
+        try:
+            yield {"runtime": Runtime(spec["info"]["title"], spec["info"]["version"], spec, store)}
+        finally:
+            await store.close()
+
+    app = AsyncApp(
+        __name__,
+        lifespan=lifespan,
+        swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs", spec_path="/openapi.json"),
+    )
+    app.add_api(
+        spec,
+        resolver=SnakeCaseResolver(),
+        validator_map=VALIDATOR_MAP,
+        validate_responses=settings.debug,
+        pythonic_params=False,
+    )
+    error_responses.register(app, service.dialect, spec)
+    app.add_middleware(
+        CORSMiddleware,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["*"],
+        allow_headers=["*"],
+    )
+    app.add_middleware(AccessLog, position=MiddlewarePosition.BEFORE_EXCEPTION)
+    return app
+
+
+def __getattr__(name: str) -> AsyncApp:
+    if name == "app":
+        from cms_mock.cli import configure_logging
+
+        settings = Settings.from_env()
+        configure_logging(settings.log_level)
+        return create_app(settings)
+    raise AttributeError(name)

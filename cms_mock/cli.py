@@ -1,0 +1,140 @@
+"""The ``cms-mock`` command: settings from the environment, overridden by flags, then uvicorn.
+
+``cms-mock`` serves the CMS; ``cms-mock serve profile`` the profile service; ``cms-mock serve
+all`` both, in one process, each on its own port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import uvicorn
+
+from cms_mock import __version__
+from cms_mock.app import create_app
+from cms_mock.services import SERVICES
+from cms_mock.settings import Settings, SettingsError, parse_origins
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(format=LOG_FORMAT, level=level.upper(), force=True)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cms-mock",
+        description="Contract-first, stateful mocks of the CMS (port 3001) and Customer Profile (port 8000) services.",
+        epilog="Every flag overrides its environment variable: HOST, PORT, DEBUG, CORS_ORIGINS, DATA_DIR, LOG_LEVEL, WORKERS, MAX_BODY_BYTES.",
+    )
+    parser.add_argument("words", nargs="*", metavar="[serve] {cms,profile,all}", help="what to serve (default: cms)")
+    parser.add_argument("--host", help="interface to listen on (default 0.0.0.0)")
+    parser.add_argument("--port", type=int, help="port (default 3001 for cms, 8000 for profile)")
+    parser.add_argument("--cms-port", type=int, default=3001, help="the CMS port with 'all' (default 3001)")
+    parser.add_argument("--profile-port", type=int, default=8000, help="the profile port with 'all' (default 8000)")
+    parser.add_argument("--data-dir", type=Path, help="directory of the data files (default ./data)")
+    parser.add_argument("--in-memory", action="store_true", default=None, help="keep data in memory only, write nothing")
+    parser.add_argument("--workers", type=int, help="uvicorn worker processes sharing the data directory (default 1)")
+    parser.add_argument("--log-level", help="critical, error, warning, info (default) or debug")
+    parser.add_argument("--debug", action="store_true", default=None, help="debug logging and response validation")
+    parser.add_argument("--cors-origins", type=parse_origins, help='allowed origins: a JSON list or comma-separated (default ["*"])')
+    parser.add_argument("--version", action="version", version=f"cms-mock {__version__}")
+    return parser
+
+
+def _target(words: Sequence[str]) -> str:
+    words = list(words)
+    if words[:1] == ["serve"]:
+        words = words[1:]
+    if len(words) > 1 or (words and words[0] not in (*SERVICES, "all")):
+        raise SettingsError(f"unknown command {' '.join(words)!r}: use 'serve cms', 'serve profile' or 'serve all'")
+    return words[0] if words else "cms"
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to ``_serve``, so several can share a process."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _serve(servers: list[_Server]) -> None:
+    loop = asyncio.get_running_loop()
+
+    def stop_all() -> None:
+        for server in servers:
+            server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop_all)
+    tasks = [asyncio.create_task(server.serve()) for server in servers]
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    stop_all()
+    await asyncio.gather(*tasks)
+
+
+def _config(settings: Settings) -> uvicorn.Config:
+    port = settings.port if settings.port is not None else SERVICES[settings.service].default_port
+    return uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def _export(settings: Settings) -> None:
+    """Hand the settings to worker processes, which build their app from the environment."""
+    os.environ.update(
+        SERVICE=settings.service,
+        HOST=settings.host,
+        DEBUG=str(settings.debug).lower(),
+        CORS_ORIGINS=",".join(settings.cors_origins),
+        DATA_DIR=str(settings.data_dir),
+        LOG_LEVEL=settings.log_level,
+        WORKERS=str(settings.workers),
+        MAX_BODY_BYTES=str(settings.max_body_bytes),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    flags = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(Settings)}
+    try:
+        target = _target(args.words)
+        services = list(SERVICES) if target == "all" else [target]
+        all_settings = []
+        for service in services:
+            overrides = dict(flags, service=service)
+            if target == "all":
+                overrides["port"] = args.cms_port if service == "cms" else args.profile_port
+            all_settings.append(Settings.from_env(**overrides))
+    except SettingsError as exc:
+        print(f"cms-mock: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(all_settings[0].log_level)
+    first = all_settings[0]
+    if first.workers > 1:
+        if len(all_settings) > 1:
+            print("cms-mock: --workers serves one service at a time", file=sys.stderr)
+            return 2
+        _export(first)
+        port = first.port if first.port is not None else SERVICES[first.service].default_port
+        uvicorn.run("cms_mock.app:app", host=first.host, port=port, workers=first.workers, log_config=None, access_log=False)
+        return 0
+    servers = [_Server(_config(settings)) for settings in all_settings]
+    asyncio.run(_serve(servers))
+    return 0 if all(server.started for server in servers) else 1

@@ -1,0 +1,36 @@
+"""Handlers of the CMS customer API (``/api/customers/``); validation happened before them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import Response
+
+from cms_mock.runtime import current, json_response
+
+
+async def list_customers() -> Response:
+    return json_response(current().store.list())
+
+
+async def create_customer(body: dict[str, Any]) -> Response:
+    runtime = current()
+    return json_response(await runtime.store.create(runtime.pick("CustomerCreate", body, defaults=True)), 201)
+
+
+async def get_customer(customer_id: str) -> Response:
+    return json_response(current().store.get(customer_id))
+
+
+async def update_customer(customer_id: str, body: dict[str, Any]) -> Response:
+    runtime = current()
+    return json_response(await runtime.store.update(customer_id, runtime.pick("CustomerUpdate", body)))
+
+
+async def delete_customer(customer_id: str) -> Response:
+    await current().store.delete(customer_id)
+    return Response(status_code=204)
+
+
+list_customers_no_slash = list_customers
+create_customer_no_slash = create_customer

@@ -1,0 +1,109 @@
+"""The one place that turns errors into responses, in the shape each contract promises.
+
+Everything that can go wrong ends here: our own ``ApiError``s, connexion's problems (415, a
+path parameter of the wrong type), starlette's routing errors (404, 405) and anything
+unexpected (500, logged, never a traceback in the body).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, Protocol
+
+import orjson
+from connexion import AsyncApp
+from connexion.exceptions import ProblemException
+from connexion.lifecycle import ConnexionRequest, ConnexionResponse
+from starlette.exceptions import HTTPException
+
+from cms_mock.errors import ApiError, InvalidBody, InvalidParameter, MalformedBody
+
+logger = logging.getLogger(__name__)
+
+
+class Dialect(Protocol):
+    """How one contract writes an error body."""
+
+    def render(self, error: ApiError) -> tuple[int, dict[str, Any]]: ...
+
+
+class DetailDialect:
+    """FastAPI's bodies: ``{"detail": "message"}``, or the list of field errors for a 422."""
+
+    def render(self, error: ApiError) -> tuple[int, dict[str, Any]]:
+        if isinstance(error, InvalidBody):
+            return error.status, {"detail": [e.as_dict() for e in error.errors]}
+        return error.status, {"detail": error.message}
+
+
+class ErrorDialect:
+    """The profile service's bodies: ``{"error": "message"}``; malformed JSON is a 400."""
+
+    def render(self, error: ApiError) -> tuple[int, dict[str, Any]]:
+        if isinstance(error, MalformedBody):
+            return 400, {"error": f"Malformed JSON body: {error.errors[0].msg}"}
+        if isinstance(error, InvalidBody):
+            return error.status, {"error": f"Validation failed: {error.message}"}
+        return error.status, {"error": error.message}
+
+
+class TypedPathParameters:
+    """Tells a wrong-typed path parameter (400) from an unknown route (404).
+
+    Starlette matches an ``integer`` path parameter with a regex, so ``/customers/abc`` matches
+    no route at all; this finds the operation such a path was meant for, from the spec.
+    """
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self._templates = []
+        for template, item in spec.get("paths", {}).items():
+            typed = {p["name"]: p["schema"]["type"] for p in item.get("parameters", []) if p.get("in") == "path" and p["schema"].get("type") != "string"}
+            if typed:
+                regex = re.sub(r"\\\{(\w+)\\\}", lambda m: f"(?P<{m.group(1)}>[^/]+)", re.escape(template))
+                self._templates.append((re.compile(f"^{regex}$"), typed))
+
+    def mismatch(self, path: str) -> InvalidParameter | None:
+        for regex, typed in self._templates:
+            match = regex.match(path)
+            if match:
+                name, type_ = next(iter(typed.items()))
+                return InvalidParameter(f"Invalid {name}: {match.group(name)!r} is not a valid {type_}")
+        return None
+
+
+def _response(dialect: Dialect, error: ApiError) -> ConnexionResponse:
+    status, body = dialect.render(error)
+    return ConnexionResponse(status_code=status, body=orjson.dumps(body), content_type="application/json", headers=error.headers)
+
+
+def register(app: AsyncApp, dialect: Dialect, spec: dict[str, Any]) -> None:
+    """Install the handlers that render every error in ``dialect`` (async: no thread hop)."""
+    typed_paths = TypedPathParameters(spec)
+
+    async def api_error(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+        assert isinstance(exc, ApiError)
+        return _response(dialect, exc)
+
+    async def http_error(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            mismatch = typed_paths.mismatch(request.url.path)
+            if mismatch is not None:
+                return _response(dialect, mismatch)
+        if isinstance(exc, ProblemException):
+            message = f"{exc.title}: {exc.detail}" if exc.status_code == 415 else str(exc.detail)
+            if exc.status_code == 400:  # a path parameter failed its schema; jsonschema's first line says how
+                message = f"Invalid parameter: {str(exc.detail).splitlines()[0]}"
+        else:
+            message = str(exc.detail)
+        return _response(dialect, ApiError(message, status=exc.status_code, headers=dict(exc.headers or {})))
+
+    async def unexpected(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+        logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return _response(dialect, ApiError("Internal Server Error"))
+
+    app.add_error_handler(ApiError, api_error)
+    app.add_error_handler(HTTPException, http_error)
+    app.add_error_handler(ProblemException, http_error)
+    app.add_error_handler(Exception, unexpected)

@@ -1,0 +1,89 @@
+"""The errors the service raises, free of any wire format.
+
+Handlers, the store and the validators raise these; ``error_responses`` turns them into the
+body each contract promises (``{"detail": ...}`` for the CMS, ``{"error": ...}`` for profiles).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldError:
+    """One problem with a request body, in Pydantic v1's terms (what FastAPI clients parse)."""
+
+    loc: tuple[str | int, ...]
+    msg: str
+    type: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"loc": list(self.loc), "msg": self.msg, "type": self.type}
+
+
+class ApiError(Exception):
+    """An error with an HTTP status and a message fit for the client."""
+
+    status = 500
+
+    def __init__(self, message: str, *, status: int | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+        if status is not None:
+            self.status = status
+
+
+class RecordNotFound(ApiError):
+    status = 404
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"Customer with ID {key} not found")
+        self.key = key
+
+
+class StoreUnavailable(ApiError):
+    """A change could not be made durable; nothing was changed."""
+
+    status = 503
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Storage unavailable: {reason}")
+
+
+class InvalidBody(ApiError):
+    """The body broke the schema's rules; ``errors`` lists every problem, not just the first."""
+
+    status = 422
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{'.'.join(map(str, e.loc[1:])) or 'body'}: {e.msg}" for e in errors))
+        self.errors = errors
+
+
+class MalformedBody(InvalidBody):
+    """The body is not a JSON document at all (empty, not UTF-8, not JSON)."""
+
+    def __init__(self, msg: str, type_: str = "value_error.jsondecode") -> None:
+        super().__init__([FieldError(("body",), msg, type_)])
+
+
+class InvalidParameter(ApiError):
+    """A path parameter does not have the type its route declares."""
+
+    status = 400
+
+
+class CorruptDataFile(Exception):
+    """The data file exists but is not a store; the service refuses to overwrite it."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        backup = path.with_name(path.name + ".bak")
+        super().__init__(
+            f"{path} is not a valid data file ({reason}). It was left untouched. "
+            f"Repair it (`jq . {path}` shows where it breaks), restore a copy such as {backup}, "
+            f"or remove it to start again with sample data."
+        )
+        self.path = path
+        self.reason = reason

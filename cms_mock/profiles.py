@@ -1,0 +1,32 @@
+"""Handlers of the Customer Profile API (``/customers``); validation happened before them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import Response
+
+from cms_mock.runtime import current, json_response
+
+
+async def list_profiles() -> Response:
+    return json_response(current().store.list())
+
+
+async def create_profile(body: dict[str, Any]) -> Response:
+    runtime = current()
+    return json_response(await runtime.store.create(runtime.pick("ProfileCreate", body)), 201)
+
+
+async def get_profile(customer_id: int) -> Response:
+    return json_response(current().store.get(str(customer_id)))
+
+
+async def update_profile(customer_id: int, body: dict[str, Any]) -> Response:
+    runtime = current()
+    return json_response(await runtime.store.update(str(customer_id), runtime.pick("ProfilePatch", body)))
+
+
+async def delete_profile(customer_id: int) -> Response:
+    await current().store.delete(str(customer_id))
+    return Response(status_code=204)

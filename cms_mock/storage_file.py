@@ -1,0 +1,138 @@
+"""The data file on disk: its format, and how it is replaced without ever being half-written.
+
+The file is one JSON object keyed by id, pretty-printed with two spaces, exactly the seed's
+format. A new version is written to a temp file in the same directory and fsynced; the
+current version becomes ``<name>.bak`` through a hard link (so a data file exists at every
+moment); the temp file is renamed over the data file and the directory is fsynced. Only then
+does the caller acknowledge the write.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from cms_mock.errors import CorruptDataFile
+
+Entry = tuple[bytes, bytes]
+"""A record as (compact JSON, its pretty-printed fragment of the data file)."""
+
+Signature = tuple[int, int, int]
+"""(inode, size, mtime in ns): changes whenever any process replaces the file."""
+
+
+def encode(record: dict[str, Any]) -> Entry:
+    """Both serialised forms of a record; the fragment is its ``"id": {...}`` member of the file."""
+    key = str(record["id"])
+    return orjson.dumps(record), orjson.dumps({key: record}, option=orjson.OPT_INDENT_2)[2:-2]
+
+
+def render(records: dict[str, Entry]) -> bytes:
+    if not records:
+        return b"{}\n"
+    return b"{\n" + b",\n".join(entry[1] for entry in records.values()) + b"\n}\n"
+
+
+def parse(data: bytes) -> dict[str, Entry]:
+    """Read a data file's bytes, refusing anything that is not an object of records keyed by id."""
+    try:
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise ValueError(f"the top level is a {type(document).__name__}, not an object keyed by id")
+    records = {}
+    for key, record in document.items():
+        if not isinstance(record, dict) or str(record.get("id")) != key:
+            raise ValueError(f"the member {key[:80]!r} is not a record whose id is its key")
+        records[key] = encode(record)
+    return records
+
+
+def backup_path(path: Path) -> Path:
+    return path.with_name(path.name + ".bak")
+
+
+def lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+def _temp_path(path: Path, kind: str) -> Path:
+    return path.with_name(f"{path.name}.{kind}-{os.getpid()}")
+
+
+def remove_temp_files(path: Path) -> list[Path]:
+    """Delete what an interrupted write left behind; call it holding the lock, so no write is running."""
+    leftovers = [*path.parent.glob(f"{path.name}.tmp-*"), *path.parent.glob(f"{path.name}.bak.tmp-*")]
+    for leftover in leftovers:
+        leftover.unlink(missing_ok=True)
+    return leftovers
+
+
+def signature(path: Path) -> Signature | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def load(path: Path) -> dict[str, Entry] | None:
+    """The file's records, or None when there is no file."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        return parse(data)
+    except ValueError as exc:
+        raise CorruptDataFile(path, str(exc)) from None
+
+
+def replace(path: Path, records: dict[str, Entry]) -> Signature | None:
+    """Durably replace the file's content; returns the new file's signature."""
+    temp = _temp_path(path, "tmp")
+    try:
+        _write_synced(temp, render(records))
+        _backup(path)
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+    _fsync_directory(path.parent)
+    return signature(path)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _backup(path: Path) -> None:
+    """Make the current file the ``.bak``, atomically, without a moment in which either is missing."""
+    if not path.exists():
+        return
+    temp = _temp_path(backup_path(path), "tmp")
+    temp.unlink(missing_ok=True)
+    try:
+        os.link(path, temp)
+    except OSError:  # file systems without hard links
+        shutil.copyfile(path, temp)
+    os.replace(temp, backup_path(path))
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

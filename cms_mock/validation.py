@@ -1,0 +1,137 @@
+"""Request body validation from the spec: strict JSON, then every schema error in one answer.
+
+Connexion's own JSON body validator stops at the first error, answers 400 and lets some
+malformed bodies through to a 500; this one is plugged in through ``validator_map`` instead.
+Messages and types follow Pydantic v1, which is what the seed's FastAPI clients parse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from typing import Any
+
+import orjson
+from connexion.datastructures import MediaTypeDict
+from connexion.json_schema import Draft4RequestValidator
+from connexion.validators import AbstractRequestBodyValidator
+from email_validator import EmailNotValidError, validate_email
+from jsonschema import FormatChecker, ValidationError
+from starlette.types import Receive, Scope
+
+from cms_mock.errors import FieldError, InvalidBody, MalformedBody
+
+FORMAT_CHECKER = FormatChecker(formats=())
+
+
+@FORMAT_CHECKER.checks("email", raises=EmailNotValidError)
+def _is_email(value: object) -> bool:
+    """A real address check, as Pydantic's EmailStr makes it (jsonschema's only looks for an @)."""
+    if isinstance(value, str):
+        validate_email(value, check_deliverability=False)
+    return True
+
+
+@FORMAT_CHECKER.checks("date", raises=ValueError)
+def _is_date(value: object) -> bool:
+    """A real calendar date: 2026-02-30 matches the pattern but is no date."""
+    if isinstance(value, str):
+        dt.date.fromisoformat(value)
+    return True
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        duplicate = next(key for key in keys if keys.count(key) > 1)
+        raise ValueError(f"duplicate key {duplicate!r}")
+    return dict(pairs)
+
+
+def parse_json(raw: bytes) -> Any:
+    """Parse a body strictly: UTF-8, no NaN or Infinity, no lone surrogates, no duplicate keys."""
+    if not raw.strip():
+        raise MalformedBody("field required", "value_error.missing")
+    try:
+        orjson.loads(raw)  # rejects bad UTF-8, surrogates, NaN, nesting deeper than 1024
+        return json.loads(raw, object_pairs_hook=_reject_duplicates)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedBody(f"Invalid JSON: {exc}") from None
+
+
+_TYPE_ERRORS = {
+    "string": ("str type expected", "type_error.str"),
+    "object": ("value is not a valid dict", "type_error.dict"),
+    "array": ("value is not a valid list", "type_error.list"),
+    "integer": ("value is not a valid integer", "type_error.integer"),
+    "number": ("value is not a valid float", "type_error.float"),
+    "boolean": ("value could not be parsed to a boolean", "type_error.bool"),
+}
+
+
+def _describe(error: ValidationError) -> list[FieldError]:
+    """Pydantic v1's wording for one jsonschema error (one entry per field it concerns)."""
+    loc: tuple[str | int, ...] = ("body", *error.absolute_path)
+    kind, limit = error.validator, error.validator_value
+    if kind == "required":
+        return [FieldError((*loc, name), "field required", "value_error.missing") for name in limit if name not in error.instance]
+    if kind == "additionalProperties":
+        known = error.schema.get("properties", {})
+        return [FieldError((*loc, name), "extra fields not permitted", "value_error.extra") for name in error.instance if name not in known]
+    if kind == "type" and error.instance is None:
+        return [FieldError(loc, "none is not an allowed value", "type_error.none.not_allowed")]
+    if kind == "type":
+        msg, type_ = _TYPE_ERRORS.get(limit, (error.message, "type_error"))
+        return [FieldError(loc, msg, type_)]
+    if kind == "enum":
+        permitted = ", ".join(repr(v) for v in limit)
+        return [FieldError(loc, f"value is not a valid enumeration member; permitted: {permitted}", "type_error.enum")]
+    if kind == "format":
+        return [FieldError(loc, f"value is not a valid {limit} address" if limit == "email" else f"value is not a valid {limit}", f"value_error.{limit}")]
+    if kind == "minLength":
+        return [FieldError(loc, f"ensure this value has at least {limit} characters", "value_error.any_str.min_length")]
+    if kind == "maxLength":
+        return [FieldError(loc, f"ensure this value has at most {limit} characters", "value_error.any_str.max_length")]
+    if kind == "pattern":
+        return [FieldError(loc, f'string does not match regex "{limit}"', "value_error.str.regex")]
+    if kind == "minimum":
+        return [FieldError(loc, f"ensure this value is greater than or equal to {limit}", "value_error.number.not_ge")]
+    if kind == "maximum":
+        return [FieldError(loc, f"ensure this value is less than or equal to {limit}", "value_error.number.not_le")]
+    return [FieldError(loc, error.message, f"value_error.{kind}")]
+
+
+def collect_errors(validator: Draft4RequestValidator, schema: dict[str, Any], body: Any) -> list[FieldError]:
+    """Every problem, one per location (a type error wins), in the schema's field order."""
+    by_loc: dict[tuple[str | int, ...], FieldError] = {}
+    for error in validator.iter_errors(body):
+        for problem in _describe(error):
+            if problem.loc not in by_loc or problem.type.startswith("type_error"):
+                by_loc[problem.loc] = problem
+    order = {name: i for i, name in enumerate(schema.get("properties", {}))}
+    return sorted(by_loc.values(), key=lambda e: (len(e.loc) > 1, order.get(e.loc[1], math.inf) if len(e.loc) > 1 else 0))
+
+
+class BodyValidator(AbstractRequestBodyValidator):
+    """Reads the whole body (its size was capped before), parses it strictly, validates it."""
+
+    def __init__(self, *, schema: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(schema=schema, **kwargs)
+        self._validator = Draft4RequestValidator(schema, format_checker=FORMAT_CHECKER)
+
+    async def wrap_receive(self, receive: Receive, *, scope: Scope) -> tuple[Receive, Scope]:
+        messages = []
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break
+        body = parse_json(b"".join(m.get("body", b"") for m in messages))
+        errors = collect_errors(self._validator, self._schema, body)
+        if errors:
+            raise InvalidBody(errors)
+        return self._insert_messages(receive, messages=messages), scope
+
+
+VALIDATOR_MAP = {"body": MediaTypeDict({"*/*json": BodyValidator})}
