@@ -7,6 +7,7 @@ environment on first access (module ``__getattr__``).
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -70,7 +71,7 @@ def create_app(settings: Settings) -> AsyncApp:
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs", spec_path="/openapi.json"),
     )
     app.add_api(
-        spec,
+        copy.deepcopy(spec),  # connexion resolves $refs in place; keep ours as written
         resolver=SnakeCaseResolver(),
         validator_map=VALIDATOR_MAP,
         validate_responses=settings.debug,

@@ -38,7 +38,7 @@ _DELETED = None
 
 def timestamp(after: str | None = None) -> str:
     """UTC now as the seed writes it, strictly later than ``after`` so updates always move it."""
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     if after is not None:
         floor = dt.datetime.fromisoformat(after) + dt.timedelta(microseconds=1)
         now = max(now, floor)
@@ -264,12 +264,12 @@ class Store:
     def _read_if_changed(self) -> tuple[dict[str, Entry], Signature] | None:
         assert self.path is not None
         signature = storage_file.signature(self.path)
-        if signature == self._signature:
-            return None
+        if signature is None or signature == self._signature:
+            return None  # unchanged, or deleted under us: memory holds the last acknowledged state
         logger.info("%s was changed by another process; re-reading it", self.path)
         records = storage_file.load(self.path)
         if records is None:
-            raise StoreUnavailable(f"{self.path} disappeared")
+            return None
         return records, signature
 
     def _resync(self) -> None:

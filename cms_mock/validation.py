@@ -79,7 +79,7 @@ def _describe(error: ValidationError) -> list[FieldError]:
     if kind == "additionalProperties":
         known = error.schema.get("properties", {})
         return [FieldError((*loc, name), "extra fields not permitted", "value_error.extra") for name in error.instance if name not in known]
-    if kind == "type" and error.instance is None:
+    if kind == "type" and error.instance is None and len(loc) > 1:
         return [FieldError(loc, "none is not an allowed value", "type_error.none.not_allowed")]
     if kind == "type":
         msg, type_ = _TYPE_ERRORS.get(limit, (error.message, "type_error"))
@@ -107,7 +107,7 @@ def collect_errors(validator: Draft4RequestValidator, schema: dict[str, Any], bo
     by_loc: dict[tuple[str | int, ...], FieldError] = {}
     for error in validator.iter_errors(body):
         for problem in _describe(error):
-            if problem.loc not in by_loc or problem.type.startswith("type_error"):
+            if problem.loc not in by_loc or error.validator == "type":
                 by_loc[problem.loc] = problem
     order = {name: i for i, name in enumerate(schema.get("properties", {}))}
     return sorted(by_loc.values(), key=lambda e: (len(e.loc) > 1, order.get(e.loc[1], math.inf) if len(e.loc) > 1 else 0))

@@ -1,0 +1,122 @@
+"""Test fixtures: every test builds its own app over its own temporary data directory.
+
+``client`` drives an app in-process (its lifespan runs, so the real store opens its file);
+``live`` starts the real ``cms-mock`` command under uvicorn on a free port, for whatever
+depends on the server: ports, signals, restarts, concurrency.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cms_mock.app import create_app
+from cms_mock.settings import Settings
+
+NEW_CUSTOMER = {
+    "name": "Alice Johnson",
+    "email": "alice@example.com",
+    "phone": "+1-555-0200",
+    "address": "789 Oak St, Boston, MA 02101",
+    "company": "Manufacturing Co",
+    "status": "active",
+}
+
+
+def build_client(data_dir: Path, **settings: object):
+    """An in-process client of a strict app (responses validated against the spec)."""
+    settings.setdefault("debug", True)
+    app = create_app(Settings(data_dir=data_dir, **settings))
+    return app.test_client()
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[httpx.Client]:
+    with build_client(tmp_path) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def profile_client(tmp_path: Path) -> Iterator[httpx.Client]:
+    with build_client(tmp_path, service="profile") as test_client:
+        yield test_client
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """The real ``cms-mock`` command in its own process group, on a free loopback port."""
+
+    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None, port: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.args = args
+        self.env = {**os.environ, "LOG_LEVEL": "warning", **(env or {})}
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = data_dir.parent / f"server-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "cms_mock", *self.args, "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", str(self.data_dir)]
+
+    def start(self, wait: bool = True) -> LiveServer:
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(self.command(), env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}: {self.output()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"server not ready after {timeout}s: {self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def send_signal(self, sig: int) -> None:
+        assert self.process is not None
+        os.killpg(self.process.pid, sig)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.send_signal(signal.SIGKILL)
+            return self.process.wait()
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """A running CMS over its own data directory."""
+    server = LiveServer(tmp_path / "data").start()
+    yield server
+    server.stop()

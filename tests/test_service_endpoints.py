@@ -1,0 +1,118 @@
+"""Service info, health, docs, the served spec, CORS, and the errors no handler raises."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import yaml
+from connexion.json_schema import resolve_refs
+
+from tests.conftest import NEW_CUSTOMER, build_client
+
+
+def test_root_gives_name_version_and_links(client):
+    info = client.get("/").json()
+    assert info == {"name": "CMS Mock Service", "version": "1.0.0", "docs": "/docs", "health": "/health", "openapi": "/openapi.json"}
+    for link in ("docs", "health", "openapi"):
+        assert client.get(info[link]).status_code == 200
+
+
+def test_docs_is_swagger_ui_pointing_at_the_spec(client):
+    page = client.get("/docs/")
+    assert page.status_code == 200
+    assert "swagger-ui" in page.text
+    assert client.get("/docs/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/docs").status_code == 200
+
+
+def test_the_served_spec_is_openapi_yaml_as_json(client):
+    """Connexion serves the spec with its $refs resolved; it must say what openapi.yaml says."""
+    with open("openapi.yaml", encoding="utf-8") as handle:
+        source = resolve_refs(yaml.safe_load(handle))
+    served = client.get("/openapi.json")
+    assert served.headers["content-type"].startswith("application/json")
+    assert served.json()["paths"] == source["paths"]
+    assert served.json()["info"] == source["info"]
+
+
+def test_health_is_503_with_a_reason_when_the_data_directory_is_gone(tmp_path):
+    data_dir = tmp_path / "data"
+    with build_client(data_dir) as client:
+        shutil.rmtree(data_dir)
+        response = client.get("/health")
+        assert response.status_code == 503
+        body = response.json()
+        assert body["status"] == "unhealthy"
+        assert body["service"] == "CMS Mock Service"
+        assert str(data_dir) in body["reason"]
+
+
+def test_a_write_that_cannot_be_made_durable_is_503_and_changes_nothing(tmp_path):
+    data_dir = tmp_path / "data"
+    with build_client(data_dir) as client:
+        before = client.get("/api/customers/").json()
+        shutil.rmtree(data_dir)
+        response = client.post("/api/customers/", json=NEW_CUSTOMER)
+        assert response.status_code == 503
+        assert response.json()["detail"].startswith("Storage unavailable:")
+        assert client.put(f"/api/customers/{before[0]['id']}", json={"name": "Z"}).status_code == 503
+        assert client.delete(f"/api/customers/{before[0]['id']}").status_code == 503
+        data_dir.mkdir()
+        assert client.get("/api/customers/").json() == before
+        assert client.post("/api/customers/", json=NEW_CUSTOMER).status_code == 201
+        assert client.get("/health").json()["status"] == "healthy"
+
+
+def test_unknown_route_is_404_in_the_contract_shape(client):
+    response = client.get("/api/nothing-here")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not Found"}
+
+
+@pytest.mark.parametrize(("method", "path"), [("PATCH", "/api/customers/"), ("DELETE", "/api/customers/"), ("POST", "/health"), ("PATCH", "/api/customers/x")])
+def test_wrong_method_is_405_with_allow(client, method, path):
+    response = client.request(method, path)
+    assert response.status_code == 405
+    assert response.json() == {"detail": "Method Not Allowed"}
+    assert response.headers["allow"]
+
+
+def test_an_unexpected_error_is_a_bare_500_and_is_logged(tmp_path, caplog, monkeypatch):
+    with build_client(tmp_path, debug=False) as client:
+        store = client.app_state["runtime"].store
+
+        def broken() -> bytes:
+            raise RuntimeError("secret internals")
+
+        monkeypatch.setattr(store, "list", broken)
+        response = client.get("/api/customers/")
+    assert response.status_code == 500
+    assert response.json() == {"detail": "Internal Server Error"}
+    assert "secret internals" not in response.text
+    assert "secret internals" in caplog.text
+
+
+def test_cors_allows_every_origin_by_default(client):
+    response = client.get("/api/customers/", headers={"origin": "http://example.test"})
+    assert response.headers["access-control-allow-origin"] == "*"
+
+
+def test_cors_preflight_is_answered(client):
+    response = client.options(
+        "/api/customers/",
+        headers={"origin": "http://example.test", "access-control-request-method": "POST", "access-control-request-headers": "content-type"},
+    )
+    assert response.status_code == 200
+    assert "POST" in response.headers["access-control-allow-methods"]
+    assert "content-type" in response.headers["access-control-allow-headers"].lower()
+
+
+def test_cors_origins_restrict_for_real(tmp_path):
+    with build_client(tmp_path, cors_origins=("http://app.test",)) as client:
+        allowed = client.get("/health", headers={"origin": "http://app.test"})
+        other = client.get("/health", headers={"origin": "http://evil.test"})
+        preflight = client.options("/api/customers/", headers={"origin": "http://evil.test", "access-control-request-method": "POST"})
+    assert allowed.headers["access-control-allow-origin"] == "http://app.test"
+    assert "access-control-allow-origin" not in other.headers
+    assert preflight.status_code == 400

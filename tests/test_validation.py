@@ -1,0 +1,128 @@
+"""422s in the seed's shape: every field rule, every problem of a body listed at once."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import NEW_CUSTOMER
+
+ENUM_MSG = "value is not a valid enumeration member; permitted: 'active', 'inactive'"
+
+
+def error(field: str, msg: str, type_: str) -> dict[str, object]:
+    return {"loc": ["body", field], "msg": msg, "type": type_}
+
+
+# (what is sent, the one error expected): each row is a rule from the seed or the spec.
+FIELD_RULES = [
+    ({"email": "not-an-email"}, error("email", "value is not a valid email address", "value_error.email")),
+    ({"email": "a@b"}, error("email", "value is not a valid email address", "value_error.email")),
+    ({"email": "a@@example.com"}, error("email", "value is not a valid email address", "value_error.email")),
+    ({"email": "x" * 250 + "@example.com"}, error("email", "value is not a valid email address", "value_error.email")),
+    ({"status": "deleted"}, error("status", ENUM_MSG, "type_error.enum")),
+    ({"status": "ACTIVE"}, error("status", ENUM_MSG, "type_error.enum")),
+    ({"name": ""}, error("name", "ensure this value has at least 1 characters", "value_error.any_str.min_length")),
+    ({"address": ""}, error("address", "ensure this value has at least 1 characters", "value_error.any_str.min_length")),
+    ({"company": ""}, error("company", "ensure this value has at least 1 characters", "value_error.any_str.min_length")),
+    ({"phone": ""}, error("phone", "ensure this value has at least 1 characters", "value_error.any_str.min_length")),
+    ({"name": "n" * 201}, error("name", "ensure this value has at most 200 characters", "value_error.any_str.max_length")),
+    ({"address": "a" * 501}, error("address", "ensure this value has at most 500 characters", "value_error.any_str.max_length")),
+    ({"phone": "1" * 51}, error("phone", "ensure this value has at most 50 characters", "value_error.any_str.max_length")),
+    ({"name": None}, error("name", "none is not an allowed value", "type_error.none.not_allowed")),
+    ({"status": None}, error("status", "none is not an allowed value", "type_error.none.not_allowed")),
+    ({"name": 42}, error("name", "str type expected", "type_error.str")),
+    ({"status": 1}, error("status", "str type expected", "type_error.str")),
+    ({"company": ["Tech"]}, error("company", "str type expected", "type_error.str")),
+]
+
+
+@pytest.mark.parametrize(("change", "expected"), FIELD_RULES)
+def test_create_rejects_a_broken_field(client, change, expected):
+    response = client.post("/api/customers/", json={**NEW_CUSTOMER, **change})
+    assert response.status_code == 422
+    assert response.json() == {"detail": [expected]}
+    assert client.get("/health").json()["total_customers"] == 2
+
+
+@pytest.mark.parametrize(("change", "expected"), FIELD_RULES)
+def test_update_rejects_a_broken_field(client, change, expected):
+    customer = client.post("/api/customers/", json=NEW_CUSTOMER).json()
+    response = client.put(f"/api/customers/{customer['id']}", json=change)
+    assert response.status_code == 422
+    assert response.json() == {"detail": [expected]}
+    assert client.get(f"/api/customers/{customer['id']}").json() == customer
+
+
+@pytest.mark.parametrize("missing", ["name", "email", "phone", "address", "company"])
+def test_create_requires_each_field(client, missing):
+    body = {k: v for k, v in NEW_CUSTOMER.items() if k != missing}
+    response = client.post("/api/customers/", json=body)
+    assert response.status_code == 422
+    assert response.json() == {"detail": [error(missing, "field required", "value_error.missing")]}
+
+
+def test_every_invalid_field_is_listed_in_schema_order(client):
+    response = client.post("/api/customers/", json={"email": "nope", "status": "gone", "company": ""})
+    assert response.status_code == 422
+    assert response.json()["detail"] == [
+        error("name", "field required", "value_error.missing"),
+        error("email", "value is not a valid email address", "value_error.email"),
+        error("phone", "field required", "value_error.missing"),
+        error("address", "field required", "value_error.missing"),
+        error("company", "ensure this value has at least 1 characters", "value_error.any_str.min_length"),
+        error("status", ENUM_MSG, "type_error.enum"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("email"),
+    ["john.doe@example.com", "first.last+tag@sub.example.co.uk", "o'brien@example.org", "ü@exämple.com"],
+)
+def test_real_email_addresses_are_accepted(client, email):
+    assert client.post("/api/customers/", json={**NEW_CUSTOMER, "email": email}).status_code == 201
+
+
+# Bodies that are not a JSON object: each answers 422 at loc ["body"] and stores nothing.
+BODY_PROBLEMS = [
+    (b"", "value_error.missing"),
+    (b"   ", "value_error.missing"),
+    (b"{bad json", "value_error.jsondecode"),
+    (b'{"name": "A",}', "value_error.jsondecode"),
+    (b"\xff\xfe{}", "value_error.jsondecode"),
+    (b'{"name": NaN}', "value_error.jsondecode"),
+    (b'{"name": "A", "name": "B"}', "value_error.jsondecode"),
+    (b"[]", "type_error.dict"),
+    (b'"a string"', "type_error.dict"),
+    (b"null", "type_error.dict"),
+    (b"42", "type_error.dict"),
+]
+
+
+@pytest.mark.parametrize(("raw", "type_"), BODY_PROBLEMS)
+@pytest.mark.parametrize("method", ["post", "put"])
+def test_a_body_that_is_not_an_object_is_422_at_body(client, raw, type_, method):
+    path = "/api/customers/" if method == "post" else "/api/customers/e20a1b70-67c9-4fb4-9f6d-56ba97a87c14"
+    before = client.get("/api/customers/").json()
+    response = client.request(method.upper(), path, content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    [problem] = response.json()["detail"]
+    assert problem["loc"] == ["body"]
+    assert problem["type"] == type_
+    assert problem["msg"]
+    assert client.get("/api/customers/").json() == before
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
+def test_a_wrong_content_type_is_415(client, content_type):
+    response = client.post("/api/customers/", content=b"name=A", headers={"content-type": content_type})
+    assert response.status_code == 415
+    assert response.headers["content-type"] == "application/json"
+    assert content_type in response.json()["detail"]
+    assert client.get("/health").json()["total_customers"] == 2
+
+
+def test_json_with_charset_and_vendor_types_are_accepted(client):
+    response = client.post(
+        "/api/customers/", content=b'{"name":"A","email":"a@example.com","phone":"1","address":"x","company":"c"}', headers={"content-type": "application/json; charset=utf-8"}
+    )
+    assert response.status_code == 201
