@@ -123,6 +123,8 @@ def test_a_wrong_content_type_is_415(client, content_type):
 
 def test_json_with_charset_and_vendor_types_are_accepted(client):
     response = client.post(
-        "/api/customers/", content=b'{"name":"A","email":"a@example.com","phone":"1","address":"x","company":"c"}', headers={"content-type": "application/json; charset=utf-8"}
+        "/api/customers/",
+        content=b'{"name":"A","email":"a@example.com","phone":"1","address":"x","company":"c"}',
+        headers={"content-type": "application/json; charset=utf-8"},
     )
     assert response.status_code == 201

@@ -1,0 +1,134 @@
+"""The JSON-file store over a temporary directory: format, durability, backups, refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from cms_mock import samples
+from cms_mock.errors import CorruptDataFile, RecordNotFound
+from cms_mock.store import Store
+from tests.conftest import NEW_CUSTOMER, build_client
+
+
+def open_store(data_dir: Path, ids: str = "uuid4") -> Store:
+    store = Store(data_dir / "customers.json", ids=ids, samples=samples.customers if ids == "uuid4" else samples.profiles)
+    store.open()
+    return store
+
+
+def test_a_missing_file_is_created_with_the_samples_in_the_seed_format(tmp_path):
+    open_store(tmp_path)
+    path = tmp_path / "customers.json"
+    text = path.read_text(encoding="utf-8")
+    document = json.loads(text)
+    assert list(document) == [c["id"] for c in samples.customers()]
+    assert document == {c["id"]: c for c in samples.customers()}
+    assert text == json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def test_every_write_is_on_disk_when_acknowledged_and_the_previous_version_is_the_bak(tmp_path):
+    store = open_store(tmp_path)
+    path = tmp_path / "customers.json"
+    before = path.read_bytes()
+    created = json.loads(asyncio.run(store.create(dict(NEW_CUSTOMER))))
+    on_disk = json.loads(path.read_bytes())
+    assert on_disk[created["id"]] == created
+    assert (tmp_path / "customers.json.bak").read_bytes() == before
+    assert on_disk == {c["id"]: c for c in json.loads(store.list())}
+
+
+def test_data_survives_a_restart_of_the_app(tmp_path):
+    with build_client(tmp_path) as client:
+        created = client.post("/api/customers/", json=NEW_CUSTOMER).json()
+        client.put(f"/api/customers/{created['id']}", json={"status": "inactive"})
+        client.delete("/api/customers/e20a1b70-67c9-4fb4-9f6d-56ba97a87c14")
+        before = client.get("/api/customers/").json()
+    with build_client(tmp_path) as client:
+        assert client.get("/api/customers/").json() == before
+        assert client.get(f"/api/customers/{created['id']}").json()["status"] == "inactive"
+
+
+def test_an_empty_store_is_an_empty_object_and_stays_empty_after_restart(tmp_path):
+    store = open_store(tmp_path)
+    for customer in samples.customers():
+        asyncio.run(store.delete(customer["id"]))
+    assert (tmp_path / "customers.json").read_text() == "{}\n"
+    assert open_store(tmp_path).count() == 0
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"{", b"\x00" * 64, b"[]", b'{"a": 1}', b'{"a": {"id": "b"}}', b"not json at all"],
+    ids=["empty", "truncated", "nul-filled", "array", "not-records", "wrong-id", "text"],
+)
+def test_a_corrupt_file_is_refused_and_left_untouched(tmp_path, content):
+    path = tmp_path / "customers.json"
+    path.write_bytes(content)
+    with pytest.raises(CorruptDataFile) as raised:
+        open_store(tmp_path)
+    assert str(path) in str(raised.value)
+    assert "restore" in str(raised.value)
+    assert path.read_bytes() == content
+
+
+def test_leftover_temp_files_are_removed_at_start(tmp_path):
+    open_store(tmp_path)
+    leftover = tmp_path / "customers.json.tmp-99999"
+    leftover.write_bytes(b'{"half": ')
+    open_store(tmp_path)
+    assert not leftover.exists()
+
+
+def test_concurrent_writes_are_grouped_and_none_is_lost(tmp_path):
+    async def scenario() -> list[str]:
+        store = open_store(tmp_path)
+        created = await asyncio.gather(*(store.create({**NEW_CUSTOMER, "name": f"C{i}"}) for i in range(200)))
+        await store.close()
+        return [json.loads(c)["id"] for c in created]
+
+    ids = asyncio.run(scenario())
+    on_disk = json.loads((tmp_path / "customers.json").read_bytes())
+    assert len(set(ids)) == 200
+    assert set(ids) <= set(on_disk)
+    assert len(on_disk) == 202
+
+
+def test_updates_and_deletes_of_unknown_ids_fail_alone_in_a_group(tmp_path):
+    async def scenario() -> list[object]:
+        store = open_store(tmp_path)
+        return await asyncio.gather(
+            store.create(dict(NEW_CUSTOMER)),
+            store.update("nope", {"name": "x"}),
+            store.delete("nope"),
+            store.create(dict(NEW_CUSTOMER)),
+            return_exceptions=True,
+        )
+
+    first, update, delete, second = asyncio.run(scenario())
+    assert isinstance(update, RecordNotFound)
+    assert isinstance(delete, RecordNotFound)
+    assert len(json.loads((tmp_path / "customers.json").read_bytes())) == 4
+    assert json.loads(first)["id"] != json.loads(second)["id"]
+
+
+def test_integer_ids_count_up_and_are_not_reused_after_a_delete(tmp_path):
+    async def scenario() -> list[int]:
+        store = open_store(tmp_path, ids="int")
+        four = json.loads(await store.create({"first_name": "A"}))["id"]
+        await store.delete(str(four))
+        five = json.loads(await store.create({"first_name": "B"}))["id"]
+        return [four, five]
+
+    assert asyncio.run(scenario()) == [4, 5]
+
+
+def test_another_process_writes_are_seen_by_readers(tmp_path):
+    reader = open_store(tmp_path)
+    writer = open_store(tmp_path)
+    created = json.loads(asyncio.run(writer.create(dict(NEW_CUSTOMER))))
+    assert json.loads(reader.get(created["id"])) == created
+    assert reader.count() == 3
