@@ -48,27 +48,38 @@ class ErrorDialect:
         return error.status, {"error": error.message}
 
 
-class TypedPathParameters:
-    """Tells a wrong-typed path parameter (400) from an unknown route (404).
+class SpecRoutes:
+    """The spec's paths, for what starlette's router cannot tell from its own routes.
 
-    Starlette matches an ``integer`` path parameter with a regex, so ``/customers/abc`` matches
-    no route at all; this finds the operation such a path was meant for, from the spec.
+    An ``integer`` path parameter is matched with a regex, so ``/customers/abc`` matches no
+    route at all: that is a 400 for the parameter, not a 404. And a 405's ``Allow`` header
+    must list every method the spec declares for the path, not one route's.
     """
 
-    def __init__(self, spec: dict[str, Any]) -> None:
-        self._templates = []
-        for template, item in spec.get("paths", {}).items():
-            typed = {p["name"]: p["schema"]["type"] for p in item.get("parameters", []) if p.get("in") == "path" and p["schema"].get("type") != "string"}
-            if typed:
-                regex = re.sub(r"\\\{(\w+)\\\}", lambda m: f"(?P<{m.group(1)}>[^/]+)", re.escape(template))
-                self._templates.append((re.compile(f"^{regex}$"), typed))
+    _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
-    def mismatch(self, path: str) -> InvalidParameter | None:
-        for regex, typed in self._templates:
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self._routes = []
+        for template, item in spec.get("paths", {}).items():
+            regex = re.sub(r"\\\{(\w+)\\\}", lambda m: f"(?P<{m.group(1)}>[^/]+)", re.escape(template))
+            typed = {p["name"]: p["schema"]["type"] for p in item.get("parameters", []) if p.get("in") == "path" and p["schema"].get("type") != "string"}
+            methods = [m.upper() for m in self._METHODS if m in item]
+            if "GET" in methods:
+                methods.append("HEAD")
+            self._routes.append((re.compile(f"^{regex}$"), typed, methods))
+
+    def bad_parameter(self, path: str) -> InvalidParameter | None:
+        for regex, typed, _ in self._routes:
             match = regex.match(path)
-            if match:
+            if match and typed:
                 name, type_ = next(iter(typed.items()))
                 return InvalidParameter(f"Invalid {name}: {match.group(name)!r} is not a valid {type_}")
+        return None
+
+    def allowed(self, path: str) -> str | None:
+        for regex, _, methods in self._routes:
+            if regex.match(path):
+                return ", ".join(methods)
         return None
 
 
@@ -79,7 +90,7 @@ def _response(dialect: Dialect, error: ApiError) -> ConnexionResponse:
 
 def register(app: AsyncApp, dialect: Dialect, spec: dict[str, Any]) -> None:
     """Install the handlers that render every error in ``dialect`` (async: no thread hop)."""
-    typed_paths = TypedPathParameters(spec)
+    routes = SpecRoutes(spec)
 
     async def api_error(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
         assert isinstance(exc, ApiError)
@@ -87,17 +98,20 @@ def register(app: AsyncApp, dialect: Dialect, spec: dict[str, Any]) -> None:
 
     async def http_error(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
         assert isinstance(exc, HTTPException)
+        headers = dict(exc.headers or {})
         if exc.status_code == 404:
-            mismatch = typed_paths.mismatch(request.url.path)
+            mismatch = routes.bad_parameter(request.url.path)
             if mismatch is not None:
                 return _response(dialect, mismatch)
+        if exc.status_code == 405:
+            headers["Allow"] = routes.allowed(request.url.path) or headers.get("Allow", "")
         if isinstance(exc, ProblemException):
             message = f"{exc.title}: {exc.detail}" if exc.status_code == 415 else str(exc.detail)
             if exc.status_code == 400:  # a path parameter failed its schema; jsonschema's first line says how
                 message = f"Invalid parameter: {str(exc.detail).splitlines()[0]}"
         else:
             message = str(exc.detail)
-        return _response(dialect, ApiError(message, status=exc.status_code, headers=dict(exc.headers or {})))
+        return _response(dialect, ApiError(message, status=exc.status_code, headers=headers))
 
     async def unexpected(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
         logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)

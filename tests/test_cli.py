@@ -1,0 +1,124 @@
+"""The command line and uvicorn: real processes, real ports, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import NEW_CUSTOMER, LiveServer, free_port
+
+ROOT = Path(__file__).parent.parent
+
+
+def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "server exited"
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise TimeoutError(url)
+
+
+def run_until_healthy(command: list[str], env: dict[str, str], url: str, cwd: Path = ROOT) -> subprocess.Popen:
+    process = subprocess.Popen(command, env={**os.environ, **env}, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_healthy(url, process)
+    except BaseException:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+    return process
+
+
+def stop(process: subprocess.Popen) -> tuple[int, str]:
+    os.killpg(process.pid, signal.SIGTERM)
+    output, _ = process.communicate(timeout=15)
+    return process.returncode, output.decode(errors="replace")
+
+
+def test_console_script_with_no_arguments_reads_the_environment(tmp_path):
+    port = free_port()
+    script = str(Path(sys.executable).parent / "cms-mock")
+    process = run_until_healthy([script], {"PORT": str(port), "HOST": "127.0.0.1", "DATA_DIR": str(tmp_path)}, f"http://127.0.0.1:{port}")
+    assert httpx.get(f"http://127.0.0.1:{port}/").json()["name"] == "CMS Mock Service"
+    code, _ = stop(process)
+    assert code == 0
+    assert (tmp_path / "customers.json").exists()
+
+
+def test_uvicorn_import_string_works(tmp_path):
+    port = free_port()
+    process = run_until_healthy(
+        [sys.executable, "-m", "uvicorn", "cms_mock.app:app", "--host", "127.0.0.1", "--port", str(port)],
+        {"DATA_DIR": str(tmp_path)},
+        f"http://127.0.0.1:{port}",
+    )
+    assert httpx.post(f"http://127.0.0.1:{port}/api/customers/", json=NEW_CUSTOMER).status_code == 201
+    stop(process)
+    assert len(json.loads((tmp_path / "customers.json").read_text())) == 3
+
+
+def test_one_log_line_per_request_with_method_path_status_and_duration(tmp_path):
+    server = LiveServer(tmp_path / "data", env={"LOG_LEVEL": "info"}).start()
+    httpx.get(f"{server.url}/api/customers/nope")
+    server.stop()
+    lines = [line for line in server.output().splitlines() if "cms_mock.access" in line]
+    assert any(" GET /api/customers/nope 404 " in line and line.endswith("ms") for line in lines)
+    assert all(line[:4].isdigit() for line in lines)  # starts with a timestamp
+
+
+def test_a_corrupt_data_file_stops_the_start_with_a_message_naming_it(tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "customers.json").write_text('{"truncated": ')
+    process = subprocess.run(
+        [sys.executable, "-m", "cms_mock", "--port", str(free_port()), "--data-dir", str(data_dir)], capture_output=True, text=True, timeout=30, cwd=ROOT
+    )
+    assert process.returncode != 0
+    assert f"{data_dir / 'customers.json'} is not a valid data file" in process.stderr
+    assert (data_dir / "customers.json").read_text() == '{"truncated": '
+
+
+def test_sigterm_stops_the_server_cleanly_and_keeps_the_data(tmp_path):
+    server = LiveServer(tmp_path / "data").start()
+    created = httpx.post(f"{server.url}/api/customers/", json=NEW_CUSTOMER).json()
+    assert server.stop(signal.SIGTERM) == 0
+    server.start()
+    assert httpx.get(f"{server.url}/api/customers/{created['id']}").json() == created
+    server.stop()
+
+
+def test_bad_settings_exit_2_with_the_reason(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "cms_mock"], env={**os.environ, "PORT": "abc"}, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "PORT must be an integer" in result.stderr
+
+
+def test_unknown_command_is_refused():
+    result = subprocess.run([sys.executable, "-m", "cms_mock", "serve", "billing"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "serve profile" in result.stderr
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the git checkout")
+def test_running_the_service_in_a_fresh_clone_leaves_git_status_clean(tmp_path):
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    port = free_port()
+    process = run_until_healthy([sys.executable, "-m", "cms_mock", "--port", str(port), "--host", "127.0.0.1"], {}, f"http://127.0.0.1:{port}", cwd=clone)
+    httpx.post(f"http://127.0.0.1:{port}/api/customers/", json=NEW_CUSTOMER)
+    stop(process)
+    assert (clone / "data" / "customers.json").exists()
+    assert (clone / "data" / "customers.json.bak").exists()
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True, check=True)
+    assert status.stdout == ""

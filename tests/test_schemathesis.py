@@ -1,0 +1,81 @@
+"""Schemathesis against both specs, every check on, positive and negative data, stateful links.
+
+In-process over ASGI for speed, then the CLI against a real uvicorn, with all four phases
+(examples, coverage, fuzzing, and stateful runs through the specs' OpenAPI links). The
+stateful phase runs only there: in-process, hypothesis replays a state machine against a
+store that has moved on and reports its own data generation as flaky.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+import tests.schemathesis_hooks  # noqa: F401  (registers the email strategy)
+from cms_mock.app import create_app
+from cms_mock.settings import Settings
+from tests.conftest import LiveServer
+
+SPECS = {"cms": "openapi.yaml", "profile": "profile-openapi.yaml"}
+
+
+@pytest.fixture(params=sorted(SPECS))
+def asgi_schema(request, tmp_path):
+    app = create_app(Settings(service=request.param, data_dir=tmp_path, debug=True))
+    with app.test_client():  # runs the lifespan: the real store opens over tmp_path
+        yield schemathesis.openapi.from_asgi("/openapi.json", app)
+
+
+schema = schemathesis.pytest.from_fixture("asgi_schema")
+
+
+@schema.parametrize()
+@settings(max_examples=30, suppress_health_check=list(HealthCheck), deadline=None, database=None)
+def test_every_operation_conforms_in_process(case):
+    case.call_and_validate()
+
+
+@pytest.mark.parametrize("service", sorted(SPECS))
+def test_schemathesis_cli_against_a_live_server(tmp_path, service):
+    server = LiveServer(tmp_path / "data", "serve", service).start()
+    try:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "schemathesis.cli",
+                "run",
+                SPECS[service],
+                "--url",
+                server.url,
+                "--checks",
+                "all",
+                "--mode",
+                "all",
+                "--max-examples",
+                os.environ.get("ST_MAX_EXAMPLES", "40"),
+                "--seed",
+                os.environ.get("ST_SEED", "1"),
+                "--workers",
+                "2",
+            ],
+            env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks"},
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=Path(__file__).parent.parent,
+        )
+    finally:
+        server.stop()
+    summary = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert summary is not None
+    assert summary.group(1) == summary.group(2)
+    print(f"schemathesis {service}: {summary.group(0)}")

@@ -1,0 +1,71 @@
+"""Settings from an injected environment, and the refusals of values that cannot work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cms_mock.settings import Settings, SettingsError
+
+
+def test_defaults_match_the_seed():
+    settings = Settings.from_env({})
+    assert (settings.host, settings.port, settings.cors_origins, settings.data_dir) == ("0.0.0.0", None, ("*",), Path("data"))
+    assert settings.service == "cms"
+
+
+def test_every_variable_is_read():
+    env = {
+        "HOST": "127.0.0.1",
+        "PORT": "4000",
+        "DEBUG": "true",
+        "CORS_ORIGINS": '["http://a.test", "http://b.test"]',
+        "DATA_DIR": "/tmp/x",
+        "LOG_LEVEL": "WARNING",
+        "WORKERS": "2",
+        "MAX_BODY_BYTES": "2048",
+        "SERVICE": "profile",
+    }
+    settings = Settings.from_env(env)
+    assert settings == Settings(
+        service="profile",
+        host="127.0.0.1",
+        port=4000,
+        debug=True,
+        cors_origins=("http://a.test", "http://b.test"),
+        data_dir=Path("/tmp/x"),
+        log_level="warning",
+        workers=2,
+        max_body_bytes=2048,
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "origins"), [('[ "*" ]', ("*",)), ("http://a.test, http://b.test", ("http://a.test", "http://b.test")), ("http://a.test", ("http://a.test",))]
+)
+def test_cors_origins_as_json_list_or_comma_separated(raw, origins):
+    assert Settings.from_env({"CORS_ORIGINS": raw}).cors_origins == origins
+
+
+def test_flags_override_the_environment():
+    assert Settings.from_env({"PORT": "4000"}, port=5000).port == 5000
+    assert Settings.from_env({"PORT": "4000"}, port=None).port == 4000
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"PORT": "http"}, "PORT"),
+        ({"PORT": "-1"}, "PORT"),
+        ({"DEBUG": "maybe"}, "DEBUG"),
+        ({"CORS_ORIGINS": "[oops"}, "CORS_ORIGINS"),
+        ({"CORS_ORIGINS": "[1, 2]"}, "CORS_ORIGINS"),
+        ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
+        ({"WORKERS": "0"}, "WORKERS"),
+        ({"SERVICE": "billing"}, "SERVICE"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_variable(env, named):
+    with pytest.raises(SettingsError, match=named):
+        Settings.from_env(env)
