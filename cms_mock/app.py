@@ -22,7 +22,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from cms_mock import error_responses
 from cms_mock.errors import CorruptDataFile
-from cms_mock.middleware import AccessLog
+from cms_mock.middleware import AccessLog, BodyLimit
 from cms_mock.runtime import Runtime
 from cms_mock.services import SERVICES
 from cms_mock.settings import Settings
@@ -86,6 +86,7 @@ def create_app(settings: Settings) -> AsyncApp:
         allow_headers=["*"],
     )
     app.add_middleware(AccessLog, position=MiddlewarePosition.BEFORE_EXCEPTION)
+    app.add_middleware(BodyLimit, position=MiddlewarePosition.BEFORE_ROUTING, max_bytes=settings.max_body_bytes)
     return app
 
 

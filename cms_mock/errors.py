@@ -69,6 +69,13 @@ class MalformedBody(InvalidBody):
         super().__init__([FieldError(("body",), msg, type_)])
 
 
+class BodyTooLarge(ApiError):
+    status = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"Request body is larger than {limit} bytes")
+
+
 class InvalidParameter(ApiError):
     """A path parameter does not have the type its route declares."""
 

@@ -1,4 +1,4 @@
-"""ASGI middleware of our own: one access-log line per request."""
+"""ASGI middleware of our own: the access log and the request body limit."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import logging
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cms_mock.errors import BodyTooLarge
 
 access_logger = logging.getLogger("cms_mock.access")
 
@@ -37,3 +39,34 @@ class AccessLog:
         finally:
             elapsed_ms = (time.perf_counter() - started) * 1000
             access_logger.info("%s %s %d %.2fms", scope["method"], scope["path"], status, elapsed_ms)
+
+
+class BodyLimit:
+    """Answers 413 for a body over ``max_bytes``, before it is read into memory whole.
+
+    A declared ``Content-Length`` is refused at once; a chunked body is counted as it streams.
+    Sits inside connexion's exception handling, so the 413 has the contract's shape.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                raise BodyTooLarge(self.max_bytes)
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise BodyTooLarge(self.max_bytes)
+            return message
+
+        await self.app(scope, counted, send)

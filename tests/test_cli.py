@@ -122,3 +122,36 @@ def test_running_the_service_in_a_fresh_clone_leaves_git_status_clean(tmp_path):
     assert (clone / "data" / "customers.json.bak").exists()
     status = subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True, check=True)
     assert status.stdout == ""
+
+
+def test_serve_profile_on_its_port(tmp_path):
+    server = LiveServer(tmp_path / "data", "serve", "profile").start()
+    assert httpx.get(f"{server.url}/customers/1").json()["id"] == 1
+    assert server.stop() == 0
+    assert (tmp_path / "data" / "profiles.json").exists()
+
+
+def test_serve_all_runs_both_services_in_one_process(tmp_path):
+    cms_port, profile_port = free_port(), free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "cms_mock",
+        "serve",
+        "all",
+        "--host",
+        "127.0.0.1",
+        "--cms-port",
+        str(cms_port),
+        "--profile-port",
+        str(profile_port),
+        "--data-dir",
+        str(tmp_path),
+    ]
+    process = run_until_healthy(command, {}, f"http://127.0.0.1:{cms_port}")
+    wait_healthy(f"http://127.0.0.1:{profile_port}", process)
+    assert httpx.get(f"http://127.0.0.1:{cms_port}/health").json()["service"] == "CMS Mock Service"
+    assert httpx.get(f"http://127.0.0.1:{profile_port}/health").json()["service"] == "Customer Profile Service"
+    code, _ = stop(process)
+    assert code == 0
+    assert {p.name for p in tmp_path.glob("*.json")} == {"customers.json", "profiles.json"}
