@@ -89,7 +89,7 @@ class CorruptDataFile(Exception):
         backup = path.with_name(path.name + ".bak")
         super().__init__(
             f"{path} is not a valid data file ({reason}). It was left untouched. "
-            f"Repair it (`jq . {path}` shows where it breaks), restore a copy such as {backup}, "
+            f"Repair it (`jq . {path}` shows where it breaks), restore it by copying a good backup such as {backup} over it, "
             f"or remove it to start again with sample data."
         )
         self.path = path

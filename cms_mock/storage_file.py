@@ -9,6 +9,8 @@ does the caller acknowledge the write.
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -17,6 +19,8 @@ from typing import Any
 import orjson
 
 from cms_mock.errors import CorruptDataFile
+
+logger = logging.getLogger(__name__)
 
 Entry = tuple[bytes, bytes]
 """A record as (compact JSON, its pretty-printed fragment of the data file)."""
@@ -93,6 +97,40 @@ def load(path: Path) -> dict[str, Entry] | None:
         raise CorruptDataFile(path, str(exc)) from None
 
 
+def load_or_recover(path: Path) -> dict[str, Entry] | None:
+    """The file's records; if it is damaged, the ``.bak``'s, after moving the damage aside.
+
+    The damaged file is kept as ``<name>.corrupt-<UTC time>`` and the data file exists at every
+    moment, so a crash during recovery still finds a file that existed (never sample data).
+    Raises ``CorruptDataFile`` when neither file is usable, leaving both untouched.
+    """
+    try:
+        return load(path)
+    except CorruptDataFile as damage:
+        backup = backup_path(path)
+        try:
+            data = backup.read_bytes()
+            records = parse(data)
+        except (OSError, ValueError) as exc:
+            found = ", ".join(f"{p.name} ({p.stat().st_size} bytes)" for p in sorted(path.parent.glob(f"{path.name}*")) if p.is_file())
+            raise CorruptDataFile(path, f"{damage.reason}; the backup {backup.name} is unusable too ({exc}); files found: {found}") from None
+        aside = path.with_name(f"{path.name}.corrupt-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S%fZ')}")
+        temp = _temp_path(path, "tmp")
+        _write_synced(temp, data)
+        _link_or_copy(path, aside)
+        os.replace(temp, path)
+        _fsync_directory(path.parent)
+        logger.warning(
+            "RECOVERED: %s was damaged (%s); it was moved to %s and the service starts from %s (%d records). Changes after that backup are lost.",
+            path,
+            damage.reason,
+            aside.name,
+            backup.name,
+            len(records),
+        )
+        return records
+
+
 def replace(path: Path, records: dict[str, Entry]) -> Signature | None:
     """Durably replace the file's content; returns the new file's signature."""
     temp = _temp_path(path, "tmp")
@@ -123,11 +161,15 @@ def _backup(path: Path) -> None:
         return
     temp = _temp_path(backup_path(path), "tmp")
     temp.unlink(missing_ok=True)
-    try:
-        os.link(path, temp)
-    except OSError:  # file systems without hard links
-        shutil.copyfile(path, temp)
+    _link_or_copy(path, temp)
     os.replace(temp, backup_path(path))
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # file systems without hard links
+        shutil.copyfile(source, target)
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -110,7 +110,7 @@ class Store:
         self._lock_fd = os.open(storage_file.lock_path(self.path), os.O_RDWR | os.O_CREAT, 0o644)
         with self._locked_sync():
             storage_file.remove_temp_files(self.path)
-            records = storage_file.load(self.path)
+            records = storage_file.load_or_recover(self.path)
             if records is None:
                 records = {str(r["id"]): encode(r) for r in self._samples()}
                 storage_file.replace(self.path, records)

@@ -75,6 +75,34 @@ def test_a_corrupt_file_is_refused_and_left_untouched(tmp_path, content):
     assert path.read_bytes() == content
 
 
+def test_a_damaged_file_is_moved_aside_and_the_bak_restored_loudly(tmp_path, caplog):
+    store = open_store(tmp_path)
+    asyncio.run(store.create(dict(NEW_CUSTOMER)))
+    path = tmp_path / "customers.json"
+    good = (tmp_path / "customers.json.bak").read_bytes()
+    path.write_bytes(b"\x00" * 100)
+    recovered = open_store(tmp_path)
+    assert recovered.count() == 2
+    assert path.read_bytes() == good
+    [aside] = tmp_path.glob("customers.json.corrupt-*")
+    assert aside.read_bytes() == b"\x00" * 100
+    assert "RECOVERED" in caplog.text
+    assert aside.name in caplog.text
+
+
+def test_a_damaged_file_with_a_damaged_bak_is_refused_naming_both(tmp_path):
+    path = tmp_path / "customers.json"
+    path.write_bytes(b"{")
+    (tmp_path / "customers.json.bak").write_bytes(b"")
+    with pytest.raises(CorruptDataFile) as raised:
+        open_store(tmp_path)
+    message = str(raised.value)
+    assert "customers.json.bak is unusable too" in message
+    assert "customers.json (1 bytes)" in message
+    assert path.read_bytes() == b"{"
+    assert not list(tmp_path.glob("*.corrupt-*"))
+
+
 def test_leftover_temp_files_are_removed_at_start(tmp_path):
     open_store(tmp_path)
     leftover = tmp_path / "customers.json.tmp-99999"
