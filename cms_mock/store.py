@@ -207,13 +207,13 @@ class Store:
 
     async def _commit(self, queued: list[tuple[Callable[[_Batch], Any], asyncio.Future[Any]]]) -> None:
         outcomes: list[tuple[asyncio.Future[Any], Any, Exception | None]] = []
-        self._committing = True
-        try:
-            async with self._locked():
-                if self.path is not None:
-                    fresh = await asyncio.to_thread(self._read_if_changed)
-                    if fresh is not None:
-                        self._install(*fresh)
+        async with self._locked():
+            if self.path is not None:
+                fresh = await asyncio.to_thread(self._read_if_changed)
+                if fresh is not None:
+                    self._install(*fresh)
+            self._committing = True  # caught up and holding the lock: only we change the file now
+            try:
                 batch = _Batch(self._records, self._next_int)
                 for change, future in queued:
                     try:
@@ -224,8 +224,8 @@ class Store:
                     failure = await self._persist(batch)
                     if failure is not None:
                         outcomes = [(future, None, error or failure) for future, _, error in outcomes]
-        finally:
-            self._committing = False
+            finally:
+                self._committing = False
         for future, result, error in outcomes:
             if future.done():  # the client went away; the change stands
                 continue
