@@ -1,0 +1,137 @@
+"""Several uvicorn workers sharing one data directory: nothing lost, nothing duplicated."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import NEW_CUSTOMER, LiveServer
+
+
+@pytest.fixture
+def two_workers(tmp_path):
+    server = LiveServer(tmp_path / "data", "--workers", "2").start()
+    yield server
+    server.stop()
+
+
+def worker_pids(server: LiveServer) -> list[int]:
+    """The uvicorn worker processes: children of the server's supervisor process."""
+    assert server.process is not None
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == server.process.pid and b"spawn_main" in (stat.parent / "cmdline").read_bytes():
+            children.append(int(stat.parent.name))
+    return children
+
+
+def test_8_clients_x_250_creates_leave_exactly_2000_new_records(two_workers):
+    url = two_workers.url
+
+    def client(n: int) -> list[str]:
+        ids = []
+        with httpx.Client(base_url=url, timeout=30) as http:
+            for i in range(250):
+                response = http.post("/api/customers/", json={**NEW_CUSTOMER, "name": f"client{n}-{i}"})
+                assert response.status_code == 201, response.text
+                ids.append(response.json()["id"])
+                if i % 25 == 0:  # read-your-writes, on a new connection that may reach the other worker
+                    assert httpx.get(f"{url}/api/customers/{ids[-1]}").status_code == 200
+        return ids
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        ids = [i for batch in pool.map(client, range(8)) for i in batch]
+    assert len(ids) == len(set(ids)) == 2000
+    assert len(worker_pids(two_workers)) == 2
+    stored = json.loads((two_workers.data_dir / "customers.json").read_bytes())
+    assert len(stored) == 2002
+    assert set(ids) <= set(stored)
+    names = [c["name"] for c in stored.values()]
+    assert len(names) == len(set(names))
+    for worker in range(3):  # every worker answers with the whole set
+        assert len(httpx.get(f"{url}/api/customers/").json()) == 2002, worker
+
+
+def test_8_clients_x_100_updates_to_one_record_stay_consistent(two_workers):
+    url = two_workers.url
+    customer = httpx.post(f"{url}/api/customers/", json=NEW_CUSTOMER).json()
+
+    def client(n: int) -> list[dict]:
+        acknowledged = []
+        with httpx.Client(base_url=url, timeout=30) as http:
+            for i in range(100):
+                response = http.put(f"/api/customers/{customer['id']}", json={"name": f"c{n}-{i}", "phone": f"{n}-{i}"})
+                assert response.status_code == 200, response.text
+                record = response.json()
+                assert (record["name"], record["phone"]) == (f"c{n}-{i}", f"{n}-{i}")  # both fields from one update
+                acknowledged.append(record)
+        return acknowledged
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        acknowledged = [r for batch in pool.map(client, range(8)) for r in batch]
+    stamps = [r["updated_at"] for r in acknowledged]
+    assert len(set(stamps)) == 800  # every update was applied alone, in one order
+    last = max(acknowledged, key=lambda r: r["updated_at"])
+    assert httpx.get(f"{url}/api/customers/{customer['id']}").json() == last
+    assert json.loads((two_workers.data_dir / "customers.json").read_bytes())[customer["id"]] == last
+
+
+def test_a_process_killed_while_holding_the_lock_does_not_block_the_others(two_workers):
+    lock_file = two_workers.data_dir / "customers.json.lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import fcntl, os, sys, time; fd = os.open({str(lock_file)!r}, os.O_RDWR); fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline() == b"locked\n"
+    with pytest.raises(httpx.ReadTimeout):  # the lock is really taken by writers
+        httpx.post(f"{two_workers.url}/api/customers/", json=NEW_CUSTOMER, timeout=1.5)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    holder.stdout.close()
+    response = httpx.post(f"{two_workers.url}/api/customers/", json=NEW_CUSTOMER, timeout=10)
+    assert response.status_code == 201
+    fd = os.open(lock_file, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again once the writers are done
+    finally:
+        os.close(fd)
+
+
+def test_a_worker_sigkilled_during_writes_does_not_stop_the_service(two_workers):
+    url = two_workers.url
+    victim = worker_pids(two_workers)[0]
+    acknowledged = []
+    deadline = time.monotonic() + 20
+    with httpx.Client(base_url=url, timeout=10) as http:
+        for i in range(40):
+            if i == 10:
+                os.kill(victim, signal.SIGKILL)
+            try:
+                response = http.post("/api/customers/", json={**NEW_CUSTOMER, "name": f"n{i}"})
+            except httpx.TransportError:
+                continue  # the request the dead worker held; not acknowledged
+            assert response.status_code == 201
+            acknowledged.append(response.json()["id"])
+            assert time.monotonic() < deadline
+    assert len(acknowledged) >= 25
+    stored = json.loads((two_workers.data_dir / "customers.json").read_bytes())
+    assert set(acknowledged) <= set(stored)
