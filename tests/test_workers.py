@@ -92,14 +92,16 @@ def test_8_clients_x_100_updates_to_one_record_stay_consistent(two_workers):
 
 def test_a_process_killed_while_holding_the_lock_does_not_block_the_others(two_workers):
     lock_file = two_workers.data_dir / "customers.json.lock"
-    holder = subprocess.Popen(
+    hold_lock = "\n".join(
         [
-            sys.executable,
-            "-c",
-            f"import fcntl, os, sys, time; fd = os.open({str(lock_file)!r}, os.O_RDWR); fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(120)",
-        ],
-        stdout=subprocess.PIPE,
+            "import fcntl, os, time",
+            f"fd = os.open({str(lock_file)!r}, os.O_RDWR)",
+            "fcntl.flock(fd, fcntl.LOCK_EX)",
+            "print('locked', flush=True)",
+            "time.sleep(120)",
+        ]
     )
+    holder = subprocess.Popen([sys.executable, "-c", hold_lock], stdout=subprocess.PIPE)
     assert holder.stdout is not None
     assert holder.stdout.readline() == b"locked\n"
     with pytest.raises(httpx.ReadTimeout):  # the lock is really taken by writers
