@@ -15,17 +15,19 @@ from typing import Any
 
 import yaml
 from connexion import AsyncApp
-from connexion.middleware import MiddlewarePosition
+from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
+from connexion.middleware.security import SecurityMiddleware
 from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
 from starlette.middleware.cors import CORSMiddleware
 
 from cms_mock import error_responses
 from cms_mock.errors import CorruptDataFile
-from cms_mock.middleware import AccessLog, BodyLimit
+from cms_mock.middleware import AccessLog, ApiKeyGuard, BodyLimit
 from cms_mock.runtime import Runtime
 from cms_mock.services import SERVICES
 from cms_mock.settings import Settings
+from cms_mock.spec_routes import SpecRoutes
 from cms_mock.store import Store
 from cms_mock.validation import VALIDATOR_MAP
 
@@ -68,6 +70,8 @@ def create_app(settings: Settings) -> AsyncApp:
     app = AsyncApp(
         __name__,
         lifespan=lifespan,
+        # The API key is checked by ApiKeyGuard (the spec's key is optional unless API_KEY is set).
+        middlewares=[m for m in ConnexionMiddleware.default_middlewares if m is not SecurityMiddleware],
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs", spec_path="/openapi.json"),
     )
     app.add_api(
@@ -77,7 +81,8 @@ def create_app(settings: Settings) -> AsyncApp:
         validate_responses=settings.debug,
         pythonic_params=False,
     )
-    error_responses.register(app, service.dialect, spec)
+    routes = SpecRoutes(spec)
+    error_responses.register(app, service.dialect, routes)
     app.add_middleware(
         CORSMiddleware,
         position=MiddlewarePosition.BEFORE_EXCEPTION,
@@ -87,6 +92,8 @@ def create_app(settings: Settings) -> AsyncApp:
     )
     app.add_middleware(AccessLog, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(BodyLimit, position=MiddlewarePosition.BEFORE_ROUTING, max_bytes=settings.max_body_bytes)
+    if settings.api_key:
+        app.add_middleware(ApiKeyGuard, position=MiddlewarePosition.BEFORE_ROUTING, key=settings.api_key, reads=settings.api_key_reads, routes=routes)
     return app
 
 

@@ -8,7 +8,6 @@ unexpected (500, logged, never a traceback in the body).
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any, Protocol
 
 import orjson
@@ -17,7 +16,8 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
-from cms_mock.errors import ApiError, InvalidBody, InvalidParameter, MalformedBody
+from cms_mock.errors import ApiError, InvalidBody, MalformedBody
+from cms_mock.spec_routes import SpecRoutes
 
 logger = logging.getLogger(__name__)
 
@@ -48,49 +48,13 @@ class ErrorDialect:
         return error.status, {"error": error.message}
 
 
-class SpecRoutes:
-    """The spec's paths, for what starlette's router cannot tell from its own routes.
-
-    An ``integer`` path parameter is matched with a regex, so ``/customers/abc`` matches no
-    route at all: that is a 400 for the parameter, not a 404. And a 405's ``Allow`` header
-    must list every method the spec declares for the path, not one route's.
-    """
-
-    _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
-
-    def __init__(self, spec: dict[str, Any]) -> None:
-        self._routes = []
-        for template, item in spec.get("paths", {}).items():
-            regex = re.sub(r"\\\{(\w+)\\\}", lambda m: f"(?P<{m.group(1)}>[^/]+)", re.escape(template))
-            typed = {p["name"]: p["schema"]["type"] for p in item.get("parameters", []) if p.get("in") == "path" and p["schema"].get("type") != "string"}
-            methods = [m.upper() for m in self._METHODS if m in item]
-            if "GET" in methods:
-                methods.append("HEAD")
-            self._routes.append((re.compile(f"^{regex}$"), typed, methods))
-
-    def bad_parameter(self, path: str) -> InvalidParameter | None:
-        for regex, typed, _ in self._routes:
-            match = regex.match(path)
-            if match and typed:
-                name, type_ = next(iter(typed.items()))
-                return InvalidParameter(f"Invalid {name}: {match.group(name)!r} is not a valid {type_}")
-        return None
-
-    def allowed(self, path: str) -> str | None:
-        for regex, _, methods in self._routes:
-            if regex.match(path):
-                return ", ".join(methods)
-        return None
-
-
 def _response(dialect: Dialect, error: ApiError) -> ConnexionResponse:
     status, body = dialect.render(error)
     return ConnexionResponse(status_code=status, body=orjson.dumps(body), content_type="application/json", headers=error.headers)
 
 
-def register(app: AsyncApp, dialect: Dialect, spec: dict[str, Any]) -> None:
+def register(app: AsyncApp, dialect: Dialect, routes: SpecRoutes) -> None:
     """Install the handlers that render every error in ``dialect`` (async: no thread hop)."""
-    routes = SpecRoutes(spec)
 
     async def api_error(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
         assert isinstance(exc, ApiError)

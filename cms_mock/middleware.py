@@ -1,13 +1,15 @@
-"""ASGI middleware of our own: the access log and the request body limit."""
+"""ASGI middleware of our own: the access log, the request body limit and the API key."""
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cms_mock.errors import BodyTooLarge
+from cms_mock.errors import ApiError, BodyTooLarge
+from cms_mock.spec_routes import SpecRoutes
 
 access_logger = logging.getLogger("cms_mock.access")
 
@@ -70,3 +72,24 @@ class BodyLimit:
             return message
 
         await self.app(scope, counted, send)
+
+
+class ApiKeyGuard:
+    """With ``API_KEY`` set: writes to the operations the spec secures need ``X-API-Key`` (reads
+    too with ``API_KEY_READS``). The key is compared in constant time, so timing tells nothing.
+    """
+
+    _READS = frozenset({"GET", "HEAD"})
+
+    def __init__(self, app: ASGIApp, key: str, reads: bool, routes: SpecRoutes) -> None:
+        self.app = app
+        self.key = key.encode()
+        self.reads = reads
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (self.reads or scope["method"] not in self._READS) and self.routes.secured(scope["method"], scope["path"]):
+            provided = next((value for name, value in scope["headers"] if name == b"x-api-key"), b"")
+            if not hmac.compare_digest(provided, self.key):
+                raise ApiError("Missing or invalid API key", status=401, headers={"WWW-Authenticate": 'ApiKey header="X-API-Key"'})
+        await self.app(scope, receive, send)

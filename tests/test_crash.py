@@ -52,7 +52,11 @@ class Ledger:
             for step in range(100_000):
                 op = "create" if len(mine) < 3 or rng.random() < 0.4 else rng.choice(["update", "update", "delete"])
                 target = rng.choice(mine) if op != "create" else None
-                fields = {**NEW_CUSTOMER, "name": f"w{number}-{step}-{rng.random()}"} if op == "create" else {"phone": f"{number}-{step}", "status": rng.choice(["active", "inactive"])}
+                fields = (
+                    {**NEW_CUSTOMER, "name": f"w{number}-{step}-{rng.random()}"}
+                    if op == "create"
+                    else {"phone": f"{number}-{step}", "status": rng.choice(["active", "inactive"])}
+                )
                 with self.lock:
                     self.in_flight[number] = (op, target, fields)
                     if op == "create":

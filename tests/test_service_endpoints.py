@@ -116,3 +116,38 @@ def test_cors_origins_restrict_for_real(tmp_path):
     assert allowed.headers["access-control-allow-origin"] == "http://app.test"
     assert "access-control-allow-origin" not in other.headers
     assert preflight.status_code == 400
+
+
+def test_without_api_key_everything_is_open(client):
+    assert client.post("/api/customers/", json=NEW_CUSTOMER).status_code == 201
+
+
+def test_with_api_key_writes_need_it_reads_do_not(tmp_path):
+    with build_client(tmp_path, api_key="s3cret") as client:
+        missing = client.post("/api/customers/", json=NEW_CUSTOMER)
+        wrong = client.post("/api/customers/", json=NEW_CUSTOMER, headers={"X-API-Key": "s3cre"})
+        right = client.post("/api/customers/", json=NEW_CUSTOMER, headers={"X-API-Key": "s3cret"})
+        customer_id = right.json()["id"]
+        assert client.delete(f"/api/customers/{customer_id}").status_code == 401
+        assert client.put(f"/api/customers/{customer_id}", json={}).status_code == 401
+        assert client.get(f"/api/customers/{customer_id}").status_code == 200
+        assert client.get("/health").json()["total_customers"] == 3
+    assert (missing.status_code, wrong.status_code, right.status_code) == (401, 401, 201)
+    assert missing.json() == {"detail": "Missing or invalid API key"}
+    assert missing.headers["www-authenticate"] == 'ApiKey header="X-API-Key"'
+
+
+def test_with_api_key_reads_reads_need_it_too_but_health_does_not(tmp_path):
+    with build_client(tmp_path, api_key="k", api_key_reads=True) as client:
+        assert client.get("/api/customers/").status_code == 401
+        assert client.get("/api/customers/", headers={"X-API-Key": "k"}).status_code == 200
+        assert client.get("/health").status_code == 200
+        assert client.get("/").status_code == 200
+        assert client.get("/openapi.json").json()["components"]["securitySchemes"]["ApiKeyAuth"]["name"] == "X-API-Key"
+
+
+def test_profile_service_api_key_errors_in_its_shape(tmp_path):
+    with build_client(tmp_path, service="profile", api_key="k") as client:
+        response = client.patch("/customers/1", json={"address": "Somewhere 1"})
+    assert response.status_code == 401
+    assert response.json() == {"error": "Missing or invalid API key"}
