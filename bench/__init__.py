@@ -1,0 +1,1 @@
+"""Benchmarks of cms-mock; ``python -m bench`` runs them (see bench/README in the main README)."""

@@ -1,0 +1,34 @@
+"""Data files of N customers with predictable ids, so load scripts can address any of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cms_mock.storage_file import encode, render
+
+
+def customer_id(index: int) -> str:
+    """A valid UUID v4 built from a number: ``crud.lua`` formats the same ids."""
+    return f"00000000-0000-4000-8000-{index:012d}"
+
+
+def write_customers(data_dir: Path, count: int) -> Path:
+    """``customers.json`` with ``count`` customers, in the service's own file format."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    records = {}
+    for index in range(count):
+        record = {
+            "id": customer_id(index),
+            "name": f"Customer {index}",
+            "email": f"customer{index}@example.com",
+            "phone": f"+1-555-{index % 10000:04d}",
+            "address": f"{index} Benchmark Avenue, Springfield, IL 62701",
+            "company": f"Company {index % 977}",
+            "status": "active" if index % 5 else "inactive",
+            "created_at": "2026-02-01T10:00:00.000000",
+            "updated_at": "2026-02-01T10:00:00.000000",
+        }
+        records[record["id"]] = encode(record)
+    path = data_dir / "customers.json"
+    path.write_bytes(render(records))
+    return path
