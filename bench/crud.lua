@@ -1,13 +1,16 @@
 -- wrk script: one operation of the CMS API, or a mix of all of them.
--- Arguments (after --): operation [count] [read_share]
+-- Arguments (after --): operation [count] [read_share] [ids_file]
 --   operation: get | list | post | put | delete | mixed
 --   count: customers pre-filled with bench/dataset.py ids (default 1000)
 --   read_share: for mixed, the share of reads (default 0.8); writes are POST, PUT and DELETE
--- DELETE removes customers this thread created (captured from 201 bodies), so every request
--- of a correct server succeeds; done() prints one JSON line with statuses and latencies.
+--   ids_file: for delete, ids to delete, one a line, shared out among the threads; a thread
+--     that has deleted all of its share reads instead (its 200s are not deletes)
+-- In mixed, DELETE removes customers this thread created (captured from 201 bodies), so every
+-- request of a correct server succeeds. done() prints one JSON line: statuses, latencies.
 
 local operation, count, read_share = "get", 1000, 0.8
 local created = {}
+local thread_count = 0
 statuses = {}  -- global: done() reads it from each thread
 local threads = {}
 local body = '{"name":"Load Test","email":"load@example.com","phone":"+1-555-0000","address":"1 Bench St","company":"wrk"}'
@@ -15,7 +18,10 @@ local update = '{"status":"inactive","phone":"+1-555-0001"}'
 local json_headers = { ["Content-Type"] = "application/json" }
 
 function setup(thread)
+  thread:set("index", thread_count)
+  thread_count = thread_count + 1
   table.insert(threads, thread)
+  for _, t in ipairs(threads) do t:set("total", thread_count) end
 end
 
 function init(args)
@@ -23,7 +29,14 @@ function init(args)
   count = tonumber(args[2] or count)
   read_share = tonumber(args[3] or read_share)
   statuses = {}
-  math.randomseed(os.time() + math.floor(os.clock() * 1000000))
+  math.randomseed(os.time() + math.floor(os.clock() * 1000000) + (index or 0))
+  if args[4] then
+    local n = 0
+    for line in io.lines(args[4]) do
+      if n % total == index then table.insert(created, line) end
+      n = n + 1
+    end
+  end
 end
 
 local function some_id()
@@ -33,6 +46,7 @@ end
 local function delete_created()
   local id = table.remove(created)
   if id == nil then
+    if operation == "delete" then return wrk.format("GET", "/api/customers/" .. some_id()) end
     return wrk.format("POST", "/api/customers/", json_headers, body)
   end
   return wrk.format("DELETE", "/api/customers/" .. id)
@@ -55,7 +69,7 @@ end
 
 function response(status, headers, response_body)
   statuses[status] = (statuses[status] or 0) + 1
-  if status == 201 then
+  if status == 201 and operation == "mixed" then
     local id = string.match(response_body, '"id":"([%x%-]+)"')
     if id then table.insert(created, id) end
   end

@@ -43,14 +43,24 @@ def render(records: dict[str, Entry]) -> bytes:
 
 def parse(data: bytes) -> dict[str, Entry]:
     """Read a data file's bytes, refusing anything that is not an object of records keyed by id."""
+    return _records(_document(data))
+
+
+def _document(data: bytes) -> dict[str, Any]:
     try:
         document = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON: {exc}") from None
     if not isinstance(document, dict):
         raise ValueError(f"the top level is a {type(document).__name__}, not an object keyed by id")
+    return document
+
+
+def _records(document: dict[str, Any]) -> dict[str, Entry]:
+    """Encode each record, dropping its parsed form as it goes: the peak is one copy, not two."""
     records = {}
-    for key, record in document.items():
+    for key in list(document):
+        record = document.pop(key)
         if not isinstance(record, dict) or str(record.get("id")) != key:
             raise ValueError(f"the member {key[:80]!r} is not a record whose id is its key")
         records[key] = encode(record)
@@ -92,7 +102,9 @@ def load(path: Path) -> dict[str, Entry] | None:
     except FileNotFoundError:
         return None
     try:
-        return parse(data)
+        document = _document(data)
+        del data  # freed before the records are built
+        return _records(document)
     except ValueError as exc:
         raise CorruptDataFile(path, str(exc)) from None
 
