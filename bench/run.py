@@ -158,10 +158,8 @@ def bench_size(size: int, workers: int, seconds: float, floor_rps: float) -> dic
                 figures = measure(server.url, operation, connections, done_status, size, seconds, ids_file)
                 figures["ratio_to_floor"] = figures["rps"] / floor_rps
                 row["operations"][label] = figures
-                print(
-                    f"  N={size:>6} workers={workers} {label:<20} {figures['rps']:>8.0f}/s p50 {figures['p50_ms']:6.1f} ms p99 {figures['p99_ms']:6.1f} ms errors {figures['errors']}",
-                    flush=True,
-                )
+                rps, p50, p99 = figures["rps"], figures["p50_ms"], figures["p99_ms"]
+                print(f"  N={size:>6} workers={workers} {label:<20} {rps:>8.0f}/s p50 {p50:6.1f} ms p99 {p99:6.1f} ms errors {figures['errors']}", flush=True)
             row["peak_rss_mib"] = peak_rss_mib(server.process.pid)
             row["file_mib"] = (data_dir / "customers.json").stat().st_size / 2**20
         finally:
@@ -175,14 +173,13 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "Floor (raw ASGI app, same uvicorn): " + ", ".join(f"{w} worker(s) {rps:,.0f} req/s" for w, rps in report["floor_rps"].items()),
         "",
-        "| workers | N | operation | req/s | × floor | p50 ms | p99 ms | errors |",
+        "| workers | N | operation | req/s | ratio to floor | p50 ms | p99 ms | errors |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in report["rows"]:
         for label, f in row["operations"].items():
-            lines.append(
-                f"| {row['workers']} | {row['customers']:,} | {label} | {f['rps']:,.0f} | {f['ratio_to_floor']:.3f} | {f['p50_ms']:.1f} | {f['p99_ms']:.1f} | {f['errors']} |"
-            )
+            figures = f"{f['rps']:,.0f} | {f['ratio_to_floor']:.3f} | {f['p50_ms']:.1f} | {f['p99_ms']:.1f} | {f['errors']}"
+            lines.append(f"| {row['workers']} | {row['customers']:,} | {label} | {figures} |")
     lines += ["", "| workers | N | start-up to first 200 | peak RSS (one process) | data file |", "|---|---|---|---|---|"]
     for row in report["rows"]:
         lines.append(f"| {row['workers']} | {row['customers']:,} | {row['startup_s']:.2f} s | {row['peak_rss_mib']:.0f} MiB | {row['file_mib']:.1f} MiB |")

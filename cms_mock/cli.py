@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -64,12 +65,20 @@ def _target(words: Sequence[str]) -> str:
 class _Server(uvicorn.Server):
     """A uvicorn server that leaves signal handling to ``_serve``, so several can share a process."""
 
+    exit_code = 0
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
 
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().serve(sockets)
+        except SystemExit as exc:  # uvicorn exits 3 when an app cannot start; its log said why
+            self.exit_code = int(exc.code or 0)
 
-async def _serve(servers: list[_Server]) -> None:
+
+async def _serve(servers: list[_Server]) -> int:
     loop = asyncio.get_running_loop()
 
     def stop_all() -> None:
@@ -82,6 +91,7 @@ async def _serve(servers: list[_Server]) -> None:
     await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     stop_all()
     await asyncio.gather(*tasks)
+    return max(server.exit_code for server in servers)
 
 
 def _config(settings: Settings) -> uvicorn.Config:
@@ -136,5 +146,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         uvicorn.run("cms_mock.app:app", host=first.host, port=port, workers=first.workers, log_config=None, access_log=False)
         return 0
     servers = [_Server(_config(settings)) for settings in all_settings]
-    asyncio.run(_serve(servers))
-    return 0 if all(server.started for server in servers) else 1
+    return asyncio.run(_serve(servers))
