@@ -1,8 +1,9 @@
 -- wrk script: one operation of the CMS API, or a mix of all of them.
--- Arguments (after --): operation [count] [read_share] [ids_file]
+-- Arguments (after --): operation [count] [read_share] [threads] [ids_file]
 --   operation: get | list | post | put | delete | mixed
 --   count: customers pre-filled with bench/dataset.py ids (default 1000)
 --   read_share: for mixed, the share of reads (default 0.8); writes are POST, PUT and DELETE
+--   threads: wrk's -t, to share out ids_file (a thread may start before the next is set up)
 --   ids_file: for delete, ids to delete, one a line, shared out among the threads; a thread
 --     that has deleted all of its share reads instead (its 200s are not deletes)
 -- In mixed, DELETE removes customers this thread created (captured from 201 bodies), so every
@@ -21,7 +22,6 @@ function setup(thread)
   thread:set("index", thread_count)
   thread_count = thread_count + 1
   table.insert(threads, thread)
-  for _, t in ipairs(threads) do t:set("total", thread_count) end
 end
 
 function init(args)
@@ -30,9 +30,10 @@ function init(args)
   read_share = tonumber(args[3] or read_share)
   statuses = {}
   math.randomseed(os.time() + math.floor(os.clock() * 1000000) + (index or 0))
-  if args[4] then
+  local total = tonumber(args[4] or 1)
+  if args[5] then
     local n = 0
-    for line in io.lines(args[4]) do
+    for line in io.lines(args[5]) do
       if n % total == index then table.insert(created, line) end
       n = n + 1
     end

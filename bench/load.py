@@ -18,23 +18,13 @@ def wrk_path() -> str:
     return path
 
 
-def run_wrk(url: str, operation: str, *, count: int, connections: int, seconds: float, read_share: float = 0.8, threads: int = 2) -> dict[str, Any]:
+def run_wrk(
+    url: str, operation: str, *, count: int, connections: int, seconds: float, read_share: float = 0.8, ids_file: Path | None = None, threads: int = 2
+) -> dict[str, Any]:
     """One wrk run of ``crud.lua``; returns its JSON line (requests, latencies in µs, statuses, errors)."""
-    command = [
-        wrk_path(),
-        f"-t{min(threads, connections)}",
-        f"-c{connections}",
-        f"-d{round(seconds)}s",
-        "--timeout",
-        "10s",
-        "-s",
-        str(SCRIPT),
-        url,
-        "--",
-        operation,
-        str(count),
-        str(read_share),
-    ]
+    threads = min(threads, connections)
+    script_args = [operation, str(count), str(read_share), str(threads), *([str(ids_file)] if ids_file else [])]
+    command = [wrk_path(), f"-t{threads}", f"-c{connections}", f"-d{round(seconds)}s", "--timeout", "10s", "-s", str(SCRIPT), url, "--", *script_args]
     output = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
     line = next(line for line in output.splitlines() if line.startswith("WRK_JSON "))
     result: dict[str, Any] = json.loads(line.removeprefix("WRK_JSON "))
