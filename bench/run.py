@@ -81,7 +81,7 @@ def peak_rss_mib(pid: int) -> float:
 
 
 class Server:
-    def __init__(self, command: list[str], port: int) -> None:
+    def __init__(self, command: list[str], port: int, ready_path: str = "/health") -> None:
         self.url = f"http://127.0.0.1:{port}"
         started = time.perf_counter()
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -89,7 +89,7 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{command} exited with {self.process.returncode}")
             try:
-                if httpx.get(f"{self.url}/health", timeout=5).status_code == 200:
+                if httpx.get(f"{self.url}{ready_path}", timeout=5).status_code == 200:
                     break
             except httpx.TransportError:
                 time.sleep(0.01)
@@ -113,10 +113,11 @@ def measure(url: str, operation: str, connections: int, done_status: str | None,
     }
 
 
-def bench_floor(workers: int, seconds: float) -> float:
+def bench_floor(app: str, workers: int, seconds: float) -> float:
+    """Requests/s of GET by id on a reference app under the same uvicorn and wrk."""
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "bench.floor:app", "--port", str(port), "--log-level", "warning", "--no-access-log", "--workers", str(workers)]
-    server = Server(command, port)
+    command = [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--log-level", "warning", "--no-access-log", "--workers", str(workers)]
+    server = Server(command, port, ready_path="/api/customers/" + customer_id(0))
     try:
         run_wrk(server.url, "get", count=1, connections=50, seconds=1)
         return run_wrk(server.url, "get", count=1, connections=50, seconds=seconds)["rps"]
@@ -173,6 +174,9 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "Floor (raw ASGI app, same uvicorn): " + ", ".join(f"{w} worker(s) {rps:,.0f} req/s" for w, rps in report["floor_rps"].items()),
         "",
+        "Connexion's floor (one-operation AsyncApp, default middleware, same body): "
+        + ", ".join(f"{w} worker(s) {rps:,.0f} req/s" for w, rps in report["connexion_floor_rps"].items()),
+        "",
         "| workers | N | operation | req/s | ratio to floor | p50 ms | p99 ms | errors |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -199,11 +203,13 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
         "seconds": args.seconds,
         "floor_rps": {},
+        "connexion_floor_rps": {},
         "rows": [],
     }
     for workers in (int(w) for w in args.workers.split(",")):
-        report["floor_rps"][workers] = bench_floor(workers, args.seconds)
-        print(f"floor, {workers} worker(s): {report['floor_rps'][workers]:,.0f} req/s", flush=True)
+        report["floor_rps"][workers] = bench_floor("bench.floor:app", workers, args.seconds)
+        report["connexion_floor_rps"][workers] = bench_floor("bench.connexion_floor:app", workers, args.seconds)
+        print(f"floor, {workers} worker(s): {report['floor_rps'][workers]:,.0f} req/s; connexion's: {report['connexion_floor_rps'][workers]:,.0f}", flush=True)
         for size in sizes:
             report["rows"].append(bench_size(size, workers, args.seconds, report["floor_rps"][workers]))
     RESULTS.mkdir(exist_ok=True)
