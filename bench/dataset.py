@@ -30,5 +30,5 @@ def write_customers(data_dir: Path, count: int) -> Path:
         }
         records[record["id"]] = encode(record)
     path = data_dir / "customers.json"
-    path.write_bytes(render(records))
+    path.write_bytes(b"".join(render(records)))
     return path

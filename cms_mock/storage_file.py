@@ -35,10 +35,11 @@ def encode(record: dict[str, Any]) -> Entry:
     return orjson.dumps(record), orjson.dumps({key: record}, option=orjson.OPT_INDENT_2)[2:-2]
 
 
-def render(records: dict[str, Entry]) -> bytes:
+def render(records: dict[str, Entry]) -> list[bytes]:
+    """The file's content as pieces to write one after another (no copy of the whole file)."""
     if not records:
-        return b"{}\n"
-    return b"{\n" + b",\n".join(entry[1] for entry in records.values()) + b"\n}\n"
+        return [b"{}\n"]
+    return [b"{\n", b",\n".join([entry[1] for entry in records.values()]), b"\n}\n"]
 
 
 def parse(data: bytes) -> dict[str, Entry]:
@@ -128,7 +129,7 @@ def load_or_recover(path: Path) -> dict[str, Entry] | None:
             raise CorruptDataFile(path, f"{damage.reason}; the backup {backup.name} is unusable too ({exc}); files found: {found}") from None
         aside = path.with_name(f"{path.name}.corrupt-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S%fZ')}")
         temp = _temp_path(path, "tmp")
-        _write_synced(temp, data)
+        _write_synced(temp, [data])
         _link_or_copy(path, aside)
         os.replace(temp, path)
         _fsync_directory(path.parent)
@@ -156,12 +157,13 @@ def replace(path: Path, records: dict[str, Entry]) -> Signature | None:
     return signature(path)
 
 
-def _write_synced(path: Path, data: bytes) -> None:
+def _write_synced(path: Path, pieces: list[bytes]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        for piece in pieces:
+            view = memoryview(piece)
+            while view:
+                view = view[os.write(fd, view) :]
         os.fsync(fd)
     finally:
         os.close(fd)

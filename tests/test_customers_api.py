@@ -130,3 +130,18 @@ def test_health_counts_customers(client):
     assert client.get("/health").json() == {"status": "healthy", "service": "CMS Mock Service", "total_customers": 2}
     client.post("/api/customers/", json=NEW_CUSTOMER)
     assert client.get("/health").json()["total_customers"] == 3
+
+
+def test_a_large_list_is_streamed_whole_with_its_length(tmp_path):
+    """Over 256 KiB the list goes out in slices; the client still gets one exact document."""
+    from bench.dataset import write_customers
+    from tests.conftest import build_client
+
+    write_customers(tmp_path, 2000)
+    with build_client(tmp_path) as client:
+        response = client.get("/api/customers/")
+    assert response.status_code == 200
+    assert int(response.headers["content-length"]) == len(response.content) > 256 * 1024
+    customers = response.json()
+    assert len(customers) == 2000
+    assert customers[1999]["name"] == "Customer 1999"
