@@ -7,27 +7,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import NEW_CUSTOMER, LiveServer, free_port
+from tests.conftest import NEW_CUSTOMER, LiveServer, free_port, wait_healthy
 
 ROOT = Path(__file__).parent.parent
-
-
-def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "server exited"
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise TimeoutError(url)
 
 
 def run_until_healthy(command: list[str], env: dict[str, str], url: str, cwd: Path = ROOT) -> subprocess.Popen:

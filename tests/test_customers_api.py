@@ -7,7 +7,8 @@ import uuid
 
 import pytest
 
-from tests.conftest import NEW_CUSTOMER
+from bench.dataset import write_customers
+from tests.conftest import NEW_CUSTOMER, build_client
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}$")
 FIELDS = {"id", "name", "email", "phone", "address", "company", "status", "created_at", "updated_at"}
@@ -134,9 +135,6 @@ def test_health_counts_customers(client):
 
 def test_a_large_list_is_streamed_whole_with_its_length(tmp_path):
     """Over 256 KiB the list goes out in slices; the client still gets one exact document."""
-    from bench.dataset import write_customers
-    from tests.conftest import build_client
-
     write_customers(tmp_path, 2000)
     with build_client(tmp_path) as client:
         response = client.get("/api/customers/")
