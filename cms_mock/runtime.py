@@ -37,7 +37,7 @@ def current() -> Runtime:
     return request.state.runtime  # type: ignore[no-any-return]
 
 
-_CHUNK = 256 * 1024
+_CHUNK = 1024 * 1024
 
 
 def json_response(body: bytes, status: int = 200) -> Response:

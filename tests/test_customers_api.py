@@ -134,12 +134,12 @@ def test_health_counts_customers(client):
 
 
 def test_a_large_list_is_streamed_whole_with_its_length(tmp_path):
-    """Over 256 KiB the list goes out in slices; the client still gets one exact document."""
-    write_customers(tmp_path, 2000)
+    """Over 1 MiB the list goes out in slices; the client still gets one exact document."""
+    write_customers(tmp_path, 5000)
     with build_client(tmp_path) as client:
         response = client.get("/api/customers/")
     assert response.status_code == 200
-    assert int(response.headers["content-length"]) == len(response.content) > 256 * 1024
+    assert int(response.headers["content-length"]) == len(response.content) > 1024 * 1024
     customers = response.json()
-    assert len(customers) == 2000
-    assert customers[1999]["name"] == "Customer 1999"
+    assert len(customers) == 5000
+    assert customers[4999]["name"] == "Customer 4999"
