@@ -37,7 +37,8 @@ def current() -> Runtime:
     return request.state.runtime  # type: ignore[no-any-return]
 
 
-_CHUNK = 1024 * 1024
+_STREAM_OVER = 1024 * 1024
+_SLICE = 128 * 1024
 
 
 def json_response(body: bytes, status: int = 200) -> Response:
@@ -47,12 +48,12 @@ def json_response(body: bytes, status: int = 200) -> Response:
     bytes: sent whole, each slow connection would hold its own copy in its transport buffer
     (50 connections, 1.7 GB); in slices, uvicorn's flow control holds one slice at a time.
     """
-    if len(body) <= _CHUNK:
+    if len(body) <= _STREAM_OVER:
         return Response(content=body, status_code=status, media_type="application/json")
     view = memoryview(body)
 
     async def slices() -> AsyncIterator[memoryview]:
-        for start in range(0, len(view), _CHUNK):
-            yield view[start : start + _CHUNK]
+        for start in range(0, len(view), _SLICE):
+            yield view[start : start + _SLICE]
 
     return StreamingResponse(slices(), status_code=status, media_type="application/json", headers={"Content-Length": str(len(body))})

@@ -26,25 +26,64 @@ Entry = tuple[bytes, bytes]
 """A record as (compact JSON, its pretty-printed fragment of the data file)."""
 
 Signature = tuple[int, int, int]
+
+_IOV_MAX = os.sysconf("SC_IOV_MAX")  # buffers per writev call
 """(inode, size, mtime in ns): changes whenever any process replaces the file."""
 
 
 def encode(record: dict[str, Any]) -> Entry:
-    """Both serialised forms of a record; the fragment is its ``"id": {...}`` member of the file."""
+    """Both serialised forms of a record; the fragment is its ``"id": {...}`` member of the file.
+
+    Both are copies: the bytes orjson returns keep its whole output buffer (about 4 KiB for a
+    330-byte record, 400 MB for 100,000 records); a copy is the size of its content.
+    """
     key = str(record["id"])
-    return orjson.dumps(record), orjson.dumps({key: record}, option=orjson.OPT_INDENT_2)[2:-2]
+    return bytes(memoryview(orjson.dumps(record))), orjson.dumps({key: record}, option=orjson.OPT_INDENT_2)[2:-2]
 
 
 def render(records: dict[str, Entry]) -> list[bytes]:
-    """The file's content as pieces to write one after another (no copy of the whole file)."""
+    """The file's content as the pieces to write one after another: no copy of the whole file."""
     if not records:
         return [b"{}\n"]
-    return [b"{\n", b",\n".join([entry[1] for entry in records.values()]), b"\n}\n"]
+    pieces = [b",\n"] * (2 * len(records) + 1)
+    pieces[0], pieces[-1] = b"{\n", b"\n}\n"
+    pieces[1::2] = [entry[1] for entry in records.values()]
+    return pieces
 
 
 def parse(data: bytes) -> dict[str, Entry]:
     """Read a data file's bytes, refusing anything that is not an object of records keyed by id."""
-    return _records(_document(data))
+    records = _members(data)
+    return records if records is not None else _records(_document(data))
+
+
+_MEMBER_SEPARATOR = b',\n  "'
+
+
+def _members(data: bytes) -> dict[str, Entry] | None:
+    """The records of a file in the layout ``render`` writes, read member by member.
+
+    Parsing the whole document first would hold every record twice at start-up (115 MB more at
+    100,000 customers). The separator cannot occur inside a string (JSON strings hold no raw
+    newline) nor inside a record (its lines are indented deeper). None when the file has another
+    layout or a duplicate id: the caller parses it whole.
+    """
+    if not (data.startswith(b'{\n  "') and data.endswith(b"\n}\n")):
+        return None
+    records = {}
+    for index, part in enumerate(data[2:-3].split(_MEMBER_SEPARATOR)):
+        fragment = part if index == 0 else b'  "' + part
+        try:
+            member = orjson.loads(b"{" + fragment + b"}")
+        except orjson.JSONDecodeError:
+            return None
+        if len(member) != 1:
+            return None
+        [(key, record)] = member.items()
+        if key in records or not isinstance(record, dict) or str(record.get("id")) != key:
+            return None
+        records[key] = (bytes(memoryview(orjson.dumps(record))), fragment)
+    return records
 
 
 def _document(data: bytes) -> dict[str, Any]:
@@ -103,9 +142,7 @@ def load(path: Path) -> dict[str, Entry] | None:
     except FileNotFoundError:
         return None
     try:
-        document = _document(data)
-        del data  # freed before the records are built
-        return _records(document)
+        return parse(data)
     except ValueError as exc:
         raise CorruptDataFile(path, str(exc)) from None
 
@@ -160,10 +197,13 @@ def replace(path: Path, records: dict[str, Entry]) -> Signature | None:
 def _write_synced(path: Path, pieces: list[bytes]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        for piece in pieces:
-            view = memoryview(piece)
-            while view:
-                view = view[os.write(fd, view) :]
+        for start in range(0, len(pieces), _IOV_MAX):
+            batch = pieces[start : start + _IOV_MAX]
+            written = os.writev(fd, batch)
+            if written < sum(map(len, batch)):  # a short write: finish this batch piece by piece
+                view = memoryview(b"".join(batch))[written:]
+                while view:
+                    view = view[os.write(fd, view) :]
         os.fsync(fd)
     finally:
         os.close(fd)

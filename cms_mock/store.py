@@ -136,7 +136,11 @@ class Store:
         """Every record as one JSON array, built once per change rather than once per request."""
         self._refresh()
         if self._list_cache is None:
-            self._list_cache = b"[" + b",".join(entry[0] for entry in self._records.values()) + b"]"
+            parts = [entry[0] for entry in self._records.values()]
+            if parts:  # the brackets go on the end pieces, so the whole is copied once, not three times
+                parts[0] = b"[" + parts[0]
+                parts[-1] = parts[-1] + b"]"
+            self._list_cache = b",".join(parts) if parts else b"[]"
         return self._list_cache
 
     def get(self, key: str) -> bytes:

@@ -10,6 +10,7 @@ import pytest
 
 from cms_mock import samples
 from cms_mock.errors import CorruptDataFile, RecordNotFound
+from cms_mock.storage_file import _document, _members, _records, render
 from cms_mock.store import Store
 from tests.conftest import NEW_CUSTOMER, build_client
 
@@ -50,6 +51,16 @@ def test_data_survives_a_restart_of_the_app(tmp_path):
     with build_client(tmp_path) as client:
         assert client.get("/api/customers/").json() == before
         assert client.get(f"/api/customers/{created['id']}").json()["status"] == "inactive"
+
+
+def test_the_list_is_a_json_array_at_every_size(tmp_path):
+    store = open_store(tmp_path)
+    first, second = samples.customers()
+    assert json.loads(store.list()) == [first, second]
+    asyncio.run(store.delete(first["id"]))
+    assert json.loads(store.list()) == [second]
+    asyncio.run(store.delete(second["id"]))
+    assert store.list() == b"[]"
 
 
 def test_an_empty_store_is_an_empty_object_and_stays_empty_after_restart(tmp_path):
@@ -160,3 +171,19 @@ def test_another_process_writes_are_seen_by_readers(tmp_path):
     created = json.loads(asyncio.run(writer.create(dict(NEW_CUSTOMER))))
     assert json.loads(reader.get(created["id"])) == created
     assert reader.count() == 3
+
+
+def test_member_by_member_reading_agrees_with_a_whole_parse(tmp_path):
+    store = open_store(tmp_path)
+    tricky = 'Zoë "quoted", with a comma,\n  "and": a separator lookalike'
+    asyncio.run(store.create({**NEW_CUSTOMER, "name": tricky}))
+    data = (tmp_path / "customers.json").read_bytes()
+    assert _members(data) == _records(_document(data))
+    assert b"".join(render(_members(data))) == data
+
+
+@pytest.mark.parametrize("indent", [None, 4, 1])
+def test_a_valid_file_in_another_layout_is_read_whole(tmp_path, indent):
+    customers = {c["id"]: c for c in samples.customers()}
+    (tmp_path / "customers.json").write_text(json.dumps(customers, indent=indent))
+    assert json.loads(open_store(tmp_path).list()) == list(customers.values())
