@@ -271,7 +271,7 @@ class Store:
         if signature is None or signature == self._signature:
             return None  # unchanged, or deleted under us: memory holds the last acknowledged state
         logger.info("%s was changed by another process; re-reading it", self.path)
-        records = storage_file.load(self.path)
+        records = storage_file.load(self.path, known=self._records)
         if records is None:
             return None
         return records, signature
