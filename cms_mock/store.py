@@ -104,7 +104,7 @@ class Store:
     def open(self) -> None:
         """Load the data file, or create it with the sample records when it does not exist."""
         if self.path is None:
-            self._install({str(r["id"]): encode(r) for r in self._samples()})
+            self._adopt(self._sample_records())
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock_fd = os.open(storage_file.lock_path(self.path), os.O_RDWR | os.O_CREAT, 0o644)
@@ -112,11 +112,10 @@ class Store:
             storage_file.remove_temp_files(self.path)
             records = storage_file.load_or_recover(self.path)
             if records is None:
-                records = {str(r["id"]): encode(r) for r in self._samples()}
+                records = self._sample_records()
                 storage_file.replace(self.path, records)
                 logger.info("created %s with %d sample records", self.path, len(records))
-            self._install(records)
-            self._signature = storage_file.signature(self.path)
+            self._adopt(records, storage_file.signature(self.path))
 
     async def close(self) -> None:
         """Finish every queued write, then release the lock file."""
@@ -215,7 +214,7 @@ class Store:
             if self.path is not None:
                 fresh = await asyncio.to_thread(self._read_if_changed)
                 if fresh is not None:
-                    self._install(*fresh)
+                    self._adopt(*fresh)
             self._committing = True  # caught up and holding the lock: only we change the file now
             try:
                 batch = _Batch(self._records, self._next_int)
@@ -248,7 +247,8 @@ class Store:
             except OSError as exc:
                 self.last_error = f"cannot write {self.path}: {exc}"
                 logger.error("write failed, %d changes refused: %s", len(batch.changes), exc)
-                self._resync()
+                with contextlib.suppress(Exception):  # memory becomes what the file is, whatever step failed
+                    self._catch_up()
                 return StoreUnavailable(str(exc))
             self.last_error = None
         self._install(records, signature)
@@ -262,8 +262,15 @@ class Store:
         self._list_cache = None
         if signature is not None:
             self._signature = signature
+
+    def _adopt(self, records: dict[str, Entry], signature: Signature | None = None) -> None:
+        """Install records read from elsewhere (the file, the samples): ids go on after theirs."""
+        self._install(records, signature)
         if self._ids == "int":  # never hand out an id again while this process runs
             self._next_int = max(self._next_int, max((int(k) for k in records), default=0) + 1)
+
+    def _sample_records(self) -> dict[str, Entry]:
+        return {str(r["id"]): encode(r) for r in self._samples()}
 
     def _read_if_changed(self) -> tuple[dict[str, Entry], Signature] | None:
         assert self.path is not None
@@ -276,20 +283,15 @@ class Store:
             return None
         return records, signature
 
-    def _resync(self) -> None:
-        """After a failed write, make memory what the file is, whatever step failed."""
-        with contextlib.suppress(Exception):
-            fresh = self._read_if_changed()
-            if fresh is not None:
-                self._install(*fresh)
+    def _catch_up(self) -> None:
+        fresh = self._read_if_changed()
+        if fresh is not None:
+            self._adopt(*fresh)
 
     def _refresh(self) -> None:
         """Pick up another process's writes; our own commit holds the lock, so skip it then."""
-        if self.path is None or self._committing:
-            return
-        fresh = self._read_if_changed()
-        if fresh is not None:
-            self._install(*fresh)
+        if self.path is not None and not self._committing:
+            self._catch_up()
 
     @contextlib.contextmanager
     def _locked_sync(self) -> Any:
