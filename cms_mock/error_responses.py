@@ -69,10 +69,10 @@ def register(app: AsyncApp, dialect: Dialect, routes: SpecRoutes) -> None:
                 return _response(dialect, mismatch)
         if exc.status_code == 405:
             headers["Allow"] = routes.allowed(request.url.path) or headers.get("Allow", "")
-        if isinstance(exc, ProblemException):
-            message = f"{exc.title}: {exc.detail}" if exc.status_code == 415 else str(exc.detail)
-            if exc.status_code == 400:  # a path parameter failed its schema; jsonschema's first line says how
-                message = f"Invalid parameter: {str(exc.detail).splitlines()[0]}"
+        if isinstance(exc, ProblemException) and exc.status_code == 400:  # a path parameter failed its schema
+            message = f"Invalid parameter: {str(exc.detail).splitlines()[0]}"  # jsonschema's first line says how
+        elif isinstance(exc, ProblemException) and exc.status_code == 415:
+            message = f"{exc.title}: {exc.detail}"
         else:
             message = str(exc.detail)
         return _response(dialect, ApiError(message, status=exc.status_code, headers=headers))
