@@ -103,6 +103,8 @@ class Settings:
         if "API_KEY_READS" in env:
             values["api_key_reads"] = _parse_bool("API_KEY_READS", env["API_KEY_READS"])
         values.update({k: v for k, v in overrides.items() if v is not None})
+        if values.get("debug") and "log_level" not in values:
+            values["log_level"] = "debug"
         settings = cls(**values)  # type: ignore[arg-type]
         settings.check()
         return settings

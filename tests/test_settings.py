@@ -69,3 +69,9 @@ def test_flags_override_the_environment():
 def test_bad_values_are_refused_naming_the_variable(env, named):
     with pytest.raises(SettingsError, match=named):
         Settings.from_env(env)
+
+
+def test_debug_means_debug_logging_unless_a_level_is_given():
+    assert Settings.from_env({"DEBUG": "true"}).log_level == "debug"
+    assert Settings.from_env({"DEBUG": "true", "LOG_LEVEL": "warning"}).log_level == "warning"
+    assert Settings.from_env({}, debug=True).log_level == "debug"
