@@ -94,12 +94,15 @@ async def _serve(servers: list[_Server]) -> int:
     return max(server.exit_code for server in servers)
 
 
+def _port(settings: Settings) -> int:
+    return settings.port if settings.port is not None else SERVICES[settings.service].default_port
+
+
 def _config(settings: Settings) -> uvicorn.Config:
-    port = settings.port if settings.port is not None else SERVICES[settings.service].default_port
     return uvicorn.Config(
         create_app(settings),
         host=settings.host,
-        port=port,
+        port=_port(settings),
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
@@ -142,8 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("cms-mock: --workers serves one service at a time", file=sys.stderr)
             return 2
         _export(first)
-        port = first.port if first.port is not None else SERVICES[first.service].default_port
-        uvicorn.run("cms_mock.app:app", host=first.host, port=port, workers=first.workers, log_config=None, access_log=False)
+        uvicorn.run("cms_mock.app:app", host=first.host, port=_port(first), workers=first.workers, log_config=None, access_log=False)
         return 0
     servers = [_Server(_config(settings)) for settings in all_settings]
     return asyncio.run(_serve(servers))
