@@ -62,9 +62,10 @@ def create_app(settings: Settings) -> AsyncApp:
         except CorruptDataFile as exc:
             logger.critical("refusing to start: %s", exc)
             raise
-        logger.info("%s serving %d records from %s", spec["info"]["title"], store.count(), data_path or "memory")
+        runtime = Runtime(spec, store)
+        logger.info("%s serving %d records from %s", runtime.title, store.count(), data_path or "memory")
         try:
-            yield {"runtime": Runtime(spec["info"]["title"], spec["info"]["version"], spec, store)}
+            yield {"runtime": runtime}
         finally:
             await store.close()
 

@@ -16,10 +16,16 @@ from cms_mock.store import Store
 class Runtime:
     """Opened in the app's lifespan; one per app, so tests never share state."""
 
-    title: str
-    version: str
     spec: dict[str, Any]
     store: Store
+
+    @property
+    def title(self) -> str:
+        return self.spec["info"]["title"]  # type: ignore[no-any-return]
+
+    @property
+    def version(self) -> str:
+        return self.spec["info"]["version"]  # type: ignore[no-any-return]
 
     def pick(self, schema_name: str, body: dict[str, Any], *, defaults: bool = False) -> dict[str, Any]:
         """The body's values for the fields the schema declares, in its order; the rest is ignored."""
