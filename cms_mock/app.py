@@ -23,7 +23,9 @@ from connexion.resolver import Resolver
 from starlette.middleware.cors import CORSMiddleware
 
 from cms_mock import error_responses
+from cms_mock.documents import DOCS, Documents
 from cms_mock.errors import CorruptDataFile
+from cms_mock.gate import RequestGate
 from cms_mock.middleware import AccessLog, ApiKeyGuard, BodyLimit
 from cms_mock.runtime import Runtime
 from cms_mock.services import SERVICES
@@ -77,7 +79,8 @@ def create_app(settings: Settings) -> AsyncApp:
         __name__,
         lifespan=lifespan,
         middlewares=[m for m in ConnexionMiddleware.default_middlewares if m not in unused],
-        swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs", spec_path="/openapi.json"),
+        # Connexion serves only the Swagger UI's assets; Documents serves the spec and the page.
+        swagger_ui_options=SwaggerUIOptions(swagger_ui_path=DOCS, serve_spec=False),
     )
     app.add_api(
         copy.deepcopy(spec),  # connexion resolves $refs in place; keep ours as written
@@ -96,6 +99,8 @@ def create_app(settings: Settings) -> AsyncApp:
         allow_headers=["*"],
     )
     app.add_middleware(AccessLog, position=MiddlewarePosition.BEFORE_EXCEPTION)
+    app.add_middleware(Documents, position=MiddlewarePosition.BEFORE_SWAGGER, spec=spec)
+    app.add_middleware(RequestGate, position=MiddlewarePosition.BEFORE_SWAGGER, routes=routes, passthrough=DOCS)
     app.add_middleware(BodyLimit, position=MiddlewarePosition.BEFORE_ROUTING, max_bytes=settings.max_body_bytes)
     if settings.api_key:
         app.add_middleware(ApiKeyGuard, position=MiddlewarePosition.BEFORE_ROUTING, key=settings.api_key, reads=settings.api_key_reads, routes=routes)

@@ -15,7 +15,7 @@ async def list_customers() -> Response:
 
 async def create_customer(body: dict[str, Any]) -> Response:
     runtime = current()
-    return json_response(await runtime.store.create(runtime.pick("CustomerCreate", body, defaults=True)), 201)
+    return json_response(await runtime.store.create(runtime.pick("CustomerCreate", body)), 201)
 
 
 async def get_customer(customer_id: str) -> Response:
@@ -31,6 +31,3 @@ async def delete_customer(customer_id: str) -> Response:
     await current().store.delete(customer_id)
     return Response(status_code=204)
 
-
-list_customers_no_slash = list_customers
-create_customer_no_slash = create_customer

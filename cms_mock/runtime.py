@@ -27,16 +27,16 @@ class Runtime:
     def version(self) -> str:
         return self.spec["info"]["version"]  # type: ignore[no-any-return]
 
-    def pick(self, schema_name: str, body: dict[str, Any], *, defaults: bool = False) -> dict[str, Any]:
-        """The body's values for the fields the schema declares, in its order; the rest is ignored."""
-        properties = self.spec["components"]["schemas"][schema_name]["properties"]
-        fields = {}
-        for name, schema in properties.items():
-            if name in body:
-                fields[name] = body[name]
-            elif defaults and "default" in schema:
-                fields[name] = schema["default"]
-        return fields
+    def pick(self, schema_name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The body's values for the fields the schema declares, in its order; the rest is ignored.
+
+        A field left out takes its value from the schema's ``x-defaults``, if it has one there
+        (the spec keeps defaults out of the ``default`` keyword, which generated TypeScript
+        types turn into required fields).
+        """
+        schema = self.spec["components"]["schemas"][schema_name]
+        defaults = schema.get("x-defaults", {})
+        return {name: body[name] if name in body else defaults[name] for name in schema["properties"] if name in body or name in defaults}
 
 
 def current() -> Runtime:

@@ -3,12 +3,36 @@
 from __future__ import annotations
 
 import orjson
+from connexion import request
 from starlette.responses import Response
 
 from cms_mock.runtime import current, json_response
 
 
+def _quality(accept: str, media_type: str) -> float:
+    """The q-value ``accept`` gives ``media_type``, from its most specific matching range (RFC 9110)."""
+    kind = media_type.split("/")[0]
+    best, specificity = 0.0, -1
+    for item in accept.split(","):
+        media_range, *parameters = (part.strip() for part in item.split(";"))
+        rank = {media_type: 2, f"{kind}/*": 1, "*/*": 0}.get(media_range.lower(), -1)
+        if rank > specificity:
+            q = next((p[2:] for p in parameters if p.lower().startswith("q=")), "1")
+            try:
+                best, specificity = float(q), rank
+            except ValueError:
+                continue
+    return best
+
+
+def prefers_html(accept: str) -> bool:
+    """A browser's ``Accept`` (``text/html,...,*/*;q=0.8``) prefers HTML; curl's ``*/*`` does not."""
+    return _quality(accept, "text/html") > _quality(accept, "application/json")
+
+
 async def get_service_info() -> Response:
+    if prefers_html(request.headers.get("accept", "")):
+        return Response(status_code=303, headers={"Location": "/docs"})
     runtime = current()
     info = {
         "name": runtime.title,

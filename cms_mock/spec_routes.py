@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -10,47 +11,70 @@ from cms_mock.errors import InvalidParameter
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
 
+@dataclasses.dataclass(frozen=True)
+class _Route:
+    regex: re.Pattern[str]
+    typed: dict[str, str]
+    operations: dict[str, dict[str, Any]]
+    secured: frozenset[str]
+
+
 class SpecRoutes:
-    """Every path template of a spec, with its typed parameters, methods and security.
+    """Every path template of a spec, with its typed parameters, operations, security and aliases.
 
     An ``integer`` path parameter is matched with a regex, so ``/customers/abc`` matches no
     route at all: that is a 400 for the parameter, not a 404. A 405's ``Allow`` header must
-    list every method the spec declares for the path, not one route's. And the API key guard
-    must know which operations the spec secures.
+    list every method the spec declares for the path, not one route's. The API key guard must
+    know which operations the spec secures, and the request gate which paths exist, which
+    operations take a body, and which paths are another name of a declared one
+    (``x-aliases``).
     """
 
     def __init__(self, spec: dict[str, Any]) -> None:
         default_security = spec.get("security", [])
         self._routes = []
+        self._aliases: dict[str, str] = {}
         for template, item in spec.get("paths", {}).items():
             regex = re.sub(r"\\\{(\w+)\\\}", lambda m: f"(?P<{m.group(1)}>[^/]+)", re.escape(template))
             typed = {p["name"]: p["schema"]["type"] for p in item.get("parameters", []) if p.get("in") == "path" and p["schema"].get("type") != "string"}
-            methods = {m.upper(): item[m] for m in _METHODS if m in item}
-            if "GET" in methods:
-                methods["HEAD"] = methods["GET"]
-            secured = {m for m, op in methods.items() if any(op.get("security", default_security))}
-            self._routes.append((re.compile(f"^{regex}$"), typed, list(methods), secured))
+            operations = {m.upper(): item[m] for m in _METHODS if m in item}
+            if "GET" in operations:
+                operations["HEAD"] = operations["GET"]
+            secured = frozenset(m for m, op in operations.items() if any(op.get("security", default_security)))
+            self._routes.append(_Route(re.compile(f"^{regex}$"), typed, operations, secured))
+            self._aliases.update(dict.fromkeys(item.get("x-aliases", []), template))
 
-    def _find(self, path: str) -> tuple[re.Match[str], dict[str, str], list[str], set[str]] | None:
-        for regex, typed, methods, secured in self._routes:
-            match = regex.match(path)
+    def _find(self, path: str) -> tuple[_Route, re.Match[str]] | None:
+        for route in self._routes:
+            match = route.regex.match(path)
             if match:
-                return match, typed, methods, secured
+                return route, match
         return None
+
+    def canonical(self, path: str) -> str:
+        """The declared path that ``path`` is another name of, or ``path`` itself."""
+        return self._aliases.get(path, path)
+
+    def known(self, path: str) -> bool:
+        return self._find(path) is not None
+
+    def operation(self, method: str, path: str) -> dict[str, Any] | None:
+        found = self._find(path)
+        return found[0].operations.get(method) if found else None
 
     def bad_parameter(self, path: str) -> InvalidParameter | None:
         found = self._find(path)
-        if found is None or not found[1]:
+        if found is None or not found[0].typed:
             return None
-        match, typed, _, _ = found
-        name, type_ = next(iter(typed.items()))
+        route, match = found
+        name, type_ = next(iter(route.typed.items()))
         return InvalidParameter(f"Invalid {name}: {match.group(name)!r} is not a valid {type_}")
 
     def allowed(self, path: str) -> str | None:
         found = self._find(path)
-        return ", ".join(found[2]) if found else None
+        return ", ".join(found[0].operations) if found else None
 
     def secured(self, method: str, path: str) -> bool:
         """Whether the spec lets this operation be protected by a security scheme."""
         found = self._find(path)
-        return found is not None and method in found[3]
+        return found is not None and method in found[0].secured

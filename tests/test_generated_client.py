@@ -41,7 +41,7 @@ def generated(tmp_path, monkeypatch):
 def test_generated_client_round_trip(generated, live_server):
     from cms_client.api.customers import create_customer, delete_customer, get_customer, list_customers, update_customer
     from cms_client.api.service import get_health
-    from cms_client.models import Customer, CustomerCreate, CustomerUpdate, Status, ValidationError
+    from cms_client.models import Customer, CustomerCreate, CustomerUpdate, HTTPValidationError, Status
 
     with generated.Client(base_url=live_server.url) as client:
         new = CustomerCreate(name="Gen Client", email="gen@example.com", phone="+1-555-4242", address="1 Codegen Way", company="OpenAPI Inc")
@@ -49,10 +49,10 @@ def test_generated_client_round_trip(generated, live_server):
         assert isinstance(created, Customer)
         assert created.status == Status.ACTIVE
 
-        fetched = get_customer.sync(str(created.id), client=client)
+        fetched = get_customer.sync(created.id, client=client)
         assert fetched == created
 
-        updated = update_customer.sync(str(created.id), client=client, body=CustomerUpdate(status=Status.INACTIVE, phone="+1-555-0000"))
+        updated = update_customer.sync(created.id, client=client, body=CustomerUpdate(status=Status.INACTIVE, phone="+1-555-0000"))
         assert isinstance(updated, Customer)
         assert (updated.status, updated.phone, updated.name) == (Status.INACTIVE, "+1-555-0000", "Gen Client")
         assert updated.updated_at > created.updated_at
@@ -62,8 +62,8 @@ def test_generated_client_round_trip(generated, live_server):
         assert get_health.sync(client=client).total_customers == 3
 
         invalid = create_customer.sync(client=client, body=CustomerCreate(name="X", email="nope", phone="1", address="a", company="c"))
-        assert isinstance(invalid, ValidationError)
+        assert isinstance(invalid, HTTPValidationError)
         assert invalid.detail[0].loc == ["body", "email"]
 
-        assert delete_customer.sync_detailed(str(created.id), client=client).status_code == 204
-        assert get_customer.sync_detailed(str(created.id), client=client).status_code == 404
+        assert delete_customer.sync_detailed(created.id, client=client).status_code == 204
+        assert get_customer.sync_detailed(created.id, client=client).status_code == 404

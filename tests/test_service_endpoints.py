@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
 import yaml
-from connexion.json_schema import resolve_refs
 
 from tests.conftest import NEW_CUSTOMER, build_client
 
@@ -26,14 +26,43 @@ def test_docs_is_swagger_ui_pointing_at_the_spec(client):
     assert client.get("/docs").status_code == 200
 
 
-def test_the_served_spec_is_openapi_yaml_as_json(client):
-    """Connexion serves the spec with its $refs resolved; it must say what openapi.yaml says."""
+@pytest.mark.parametrize(("path", "parse"), [("/openapi.json", json.loads), ("/openapi.yaml", yaml.safe_load)])
+def test_the_spec_is_served_as_written_with_this_server_first(client, path, parse):
+    """Refs kept (a client generated from the URL gets the spec's models), and a usable server."""
     with open("openapi.yaml", encoding="utf-8") as handle:
-        source = resolve_refs(yaml.safe_load(handle))
-    served = client.get("/openapi.json")
-    assert served.headers["content-type"].startswith("application/json")
-    assert served.json()["paths"] == source["paths"]
-    assert served.json()["info"] == source["info"]
+        source = yaml.safe_load(handle)
+    served = client.get(path)
+    assert served.status_code == 200
+    assert served.headers["content-type"].startswith("application/json" if path.endswith("json") else "application/yaml")
+    document = parse(served.text)
+    assert document["servers"] == [{"url": "/", "description": "The server that served this document"}, *source["servers"]]
+    assert {**document, "servers": source["servers"]} == source
+    assert '"$ref"' in served.text or "$ref:" in served.text
+
+
+def test_each_service_has_its_own_docs_title_and_a_favicon(client, profile_client):
+    assert "<title>CMS Mock Service - API documentation</title>" in client.get("/docs/").text
+    assert "<title>Customer Profile Service - API documentation</title>" in profile_client.get("/docs/").text
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200
+    assert icon.headers["content-type"] == "image/png"
+    assert icon.content.startswith(b"\x89PNG")
+
+
+def test_a_browser_at_the_root_is_sent_to_the_docs_and_json_clients_get_the_info(client):
+    browser = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+    response = client.get("/", headers={"accept": browser}, follow_redirects=False)
+    assert (response.status_code, response.headers["location"]) == (303, "/docs")
+    for accept in ("*/*", "application/json", "application/json, text/html;q=0.5", ""):
+        assert client.get("/", headers={"accept": accept}).json()["name"] == "CMS Mock Service"
+
+
+@pytest.mark.parametrize("path", ["/health/", "/api/customers/e20a1b70-67c9-4fb4-9f6d-56ba97a87c14/", "/openapi.json/", "/docs/nope"])
+def test_nothing_redirects_an_unknown_path_is_404(client, path):
+    response = client.get(path, headers={"host": "evil.example"}, follow_redirects=False)
+    assert response.status_code == 404
+    assert "location" not in response.headers
+    assert response.json() == {"detail": "Not Found"}
 
 
 def test_health_is_503_with_a_reason_when_the_data_directory_is_gone(tmp_path):

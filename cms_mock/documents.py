@@ -1,0 +1,86 @@
+"""The documents a service serves beside its operations: its spec, its Swagger UI page, a favicon.
+
+Connexion would serve the spec with every ``$ref`` inlined (65 references become 62 models in
+a client generated from the URL) and ``servers: [{url: ''}]``; here the spec goes out as
+written, as JSON and as YAML, with one server added in front: ``/``, the server that served
+it, whatever host and port it runs on. The Swagger UI page is connexion's, with the
+service's title; its scripts and styles are still served by connexion under ``/docs/``.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import orjson
+import yaml
+from swagger_ui_bundle import swagger_ui_path
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from cms_mock.errors import ApiError
+
+DOCS = "/docs"
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en">
+  <head>
+    <meta charset="UTF-8">
+    <title>{title} - API documentation</title>
+    <link rel="stylesheet" type="text/css" href="./swagger-ui.css">
+    <link rel="icon" type="image/png" href="./favicon-32x32.png" sizes="32x32">
+    <link rel="icon" type="image/png" href="./favicon-16x16.png" sizes="16x16">
+    <style>body {{ margin: 0; background: #fafafa; }}</style>
+  </head>
+  <body>
+    <div id="swagger-ui"></div>
+    <script src="./swagger-ui-bundle.js" charset="UTF-8"></script>
+    <script src="./swagger-ui-standalone-preset.js" charset="UTF-8"></script>
+    <script>
+      window.onload = function () {{
+        window.ui = SwaggerUIBundle({{
+          url: "/openapi.json",
+          dom_id: "#swagger-ui",
+          deepLinking: true,
+          presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+          plugins: [SwaggerUIBundle.plugins.DownloadUrl],
+          layout: "StandaloneLayout",
+        }});
+      }};
+    </script>
+  </body>
+</html>
+"""
+
+
+def served_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec as written, with the server that serves it listed first."""
+    this_server = {"url": "/", "description": "The server that served this document"}
+    return {**spec, "servers": [this_server, *spec.get("servers", [])]}
+
+
+class Documents:
+    """Answers ``GET`` (and ``HEAD``) of the spec, the Swagger UI page and the favicon from bytes built once."""
+
+    def __init__(self, app: ASGIApp, spec: dict[str, Any]) -> None:
+        self.app = app
+        served = served_spec(spec)
+        page = _PAGE.format(title=html.escape(spec["info"]["title"])).encode()
+        self._documents = {
+            "/openapi.json": (b"application/json", orjson.dumps(served)),
+            "/openapi.yaml": (b"application/yaml; charset=utf-8", yaml.safe_dump(served, sort_keys=False, allow_unicode=True).encode()),
+            f"{DOCS}/": (b"text/html; charset=utf-8", page),
+            f"{DOCS}/index.html": (b"text/html; charset=utf-8", page),
+            "/favicon.ico": (b"image/png", (swagger_ui_path / "favicon-32x32.png").read_bytes()),
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        document = self._documents.get(scope["path"]) if scope["type"] == "http" else None
+        if document is None:
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] not in ("GET", "HEAD"):
+            raise ApiError("Method Not Allowed", status=405, headers={"Allow": "GET, HEAD"})
+        content_type, body = document
+        headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body if scope["method"] == "GET" else b""})
