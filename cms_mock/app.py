@@ -90,7 +90,7 @@ def create_app(settings: Settings) -> AsyncApp:
         pythonic_params=False,
     )
     routes = SpecRoutes(spec)
-    error_responses.register(app, service.dialect, routes)
+    error_responses.register(app, service.dialect)
     app.add_middleware(
         CORSMiddleware,
         position=MiddlewarePosition.BEFORE_EXCEPTION,

@@ -105,6 +105,7 @@ def _config(settings: Settings) -> uvicorn.Config:
         port=_port(settings),
         log_config=None,
         access_log=False,
+        ws="none",  # no operation is a WebSocket: an upgrade request is an HTTP request like any other
         timeout_graceful_shutdown=10,
     )
 
@@ -134,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides = dict(flags, service=service)
             if target == "all":
                 overrides["port"] = args.cms_port if service == "cms" else args.profile_port
-            all_settings.append(Settings.from_env(**overrides))
+            all_settings.append(Settings.from_env(None, **overrides))
     except SettingsError as exc:
         print(f"cms-mock: {exc}", file=sys.stderr)
         return 2
@@ -145,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("cms-mock: --workers serves one service at a time", file=sys.stderr)
             return 2
         _export(first)
-        uvicorn.run("cms_mock.app:app", host=first.host, port=_port(first), workers=first.workers, log_config=None, access_log=False)
+        uvicorn.run("cms_mock.app:app", host=first.host, port=_port(first), workers=first.workers, log_config=None, access_log=False, ws="none")
         return 0
     servers = [_Server(_config(settings)) for settings in all_settings]
     return asyncio.run(_serve(servers))

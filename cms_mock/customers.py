@@ -30,4 +30,3 @@ async def update_customer(customer_id: str, body: dict[str, Any]) -> Response:
 async def delete_customer(customer_id: str) -> Response:
     await current().store.delete(customer_id)
     return Response(status_code=204)
-

@@ -4,7 +4,8 @@ Connexion would serve the spec with every ``$ref`` inlined (65 references become
 a client generated from the URL) and ``servers: [{url: ''}]``; here the spec goes out as
 written, as JSON and as YAML, with one server added in front: ``/``, the server that served
 it, whatever host and port it runs on. The Swagger UI page is connexion's, with the
-service's title; its scripts and styles are still served by connexion under ``/docs/``.
+service's title, at ``/docs`` itself (connexion redirects it); its scripts and styles are
+still served by connexion under ``/docs/``.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Any
 
 import orjson
 import yaml
-from swagger_ui_bundle import swagger_ui_path
 from starlette.types import ASGIApp, Receive, Scope, Send
+from swagger_ui_bundle import swagger_ui_path
 
 from cms_mock.errors import ApiError
 
@@ -26,15 +27,15 @@ _PAGE = """<!DOCTYPE html>
   <head>
     <meta charset="UTF-8">
     <title>{title} - API documentation</title>
-    <link rel="stylesheet" type="text/css" href="./swagger-ui.css">
-    <link rel="icon" type="image/png" href="./favicon-32x32.png" sizes="32x32">
-    <link rel="icon" type="image/png" href="./favicon-16x16.png" sizes="16x16">
+    <link rel="stylesheet" type="text/css" href="/docs/swagger-ui.css">
+    <link rel="icon" type="image/png" href="/docs/favicon-32x32.png" sizes="32x32">
+    <link rel="icon" type="image/png" href="/docs/favicon-16x16.png" sizes="16x16">
     <style>body {{ margin: 0; background: #fafafa; }}</style>
   </head>
   <body>
     <div id="swagger-ui"></div>
-    <script src="./swagger-ui-bundle.js" charset="UTF-8"></script>
-    <script src="./swagger-ui-standalone-preset.js" charset="UTF-8"></script>
+    <script src="/docs/swagger-ui-bundle.js" charset="UTF-8"></script>
+    <script src="/docs/swagger-ui-standalone-preset.js" charset="UTF-8"></script>
     <script>
       window.onload = function () {{
         window.ui = SwaggerUIBundle({{
@@ -68,6 +69,7 @@ class Documents:
         self._documents = {
             "/openapi.json": (b"application/json", orjson.dumps(served)),
             "/openapi.yaml": (b"application/yaml; charset=utf-8", yaml.safe_dump(served, sort_keys=False, allow_unicode=True).encode()),
+            DOCS: (b"text/html; charset=utf-8", page),  # no redirect to /docs/: the page's links are absolute
             f"{DOCS}/": (b"text/html; charset=utf-8", page),
             f"{DOCS}/index.html": (b"text/html; charset=utf-8", page),
             "/favicon.ico": (b"image/png", (swagger_ui_path / "favicon-32x32.png").read_bytes()),

@@ -1,8 +1,8 @@
 """The one place that turns errors into responses, in the shape each contract promises.
 
-Everything that can go wrong ends here: our own ``ApiError``s, connexion's problems (415, a
-path parameter of the wrong type), starlette's routing errors (404, 405) and anything
-unexpected (500, logged, never a traceback in the body).
+Everything that can go wrong ends here: our own ``ApiError``s (the request gate's 404, 405
+and 400 among them), connexion's problems (415, a path parameter outside its schema),
+starlette's HTTP errors and anything unexpected (500, logged, never a traceback in the body).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from connexion import AsyncApp
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from cms_mock.errors import ApiError, InvalidBody, MalformedBody
-from cms_mock.spec_routes import SpecRoutes
 
 logger = logging.getLogger(__name__)
 
@@ -53,22 +53,16 @@ def _response(dialect: Dialect, error: ApiError) -> ConnexionResponse:
     return ConnexionResponse(status_code=status, body=orjson.dumps(body), content_type="application/json", headers=error.headers)
 
 
-def register(app: AsyncApp, dialect: Dialect, routes: SpecRoutes) -> None:
+def register(app: AsyncApp, dialect: Dialect) -> None:
     """Install the handlers that render every error in ``dialect`` (async: no thread hop)."""
 
     async def api_error(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
         assert isinstance(exc, ApiError)
         return _response(dialect, exc)
 
-    async def http_error(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    async def http_error(_request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
         assert isinstance(exc, HTTPException)
         headers = dict(exc.headers or {})
-        if exc.status_code == 404:
-            mismatch = routes.bad_parameter(request.url.path)
-            if mismatch is not None:
-                return _response(dialect, mismatch)
-        if exc.status_code == 405:
-            headers["Allow"] = routes.allowed(request.url.path) or headers.get("Allow", "")
         if isinstance(exc, ProblemException) and exc.status_code == 400:  # a path parameter failed its schema
             message = f"Invalid parameter: {str(exc.detail).splitlines()[0]}"  # jsonschema's first line says how
         elif isinstance(exc, ProblemException) and exc.status_code == 415:
@@ -77,6 +71,10 @@ def register(app: AsyncApp, dialect: Dialect, routes: SpecRoutes) -> None:
             message = str(exc.detail)
         return _response(dialect, ApiError(message, status=exc.status_code, headers=headers))
 
+    async def disconnected(request: ConnexionRequest, _exc: Exception) -> ConnexionResponse:
+        logger.info("client left %s %s before sending its whole body; nothing was done", request.method, request.url.path)
+        return _response(dialect, ApiError("Client disconnected", status=400))  # nobody is left to read it
+
     async def unexpected(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
         logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return _response(dialect, ApiError("Internal Server Error"))
@@ -84,4 +82,5 @@ def register(app: AsyncApp, dialect: Dialect, routes: SpecRoutes) -> None:
     app.add_error_handler(ApiError, api_error)
     app.add_error_handler(HTTPException, http_error)
     app.add_error_handler(ProblemException, http_error)
+    app.add_error_handler(ClientDisconnect, disconnected)
     app.add_error_handler(Exception, unexpected)

@@ -1,11 +1,12 @@
-"""The request gate: only declared paths reach connexion, by their declared name, with a
-``Content-Type`` connexion reads as the spec means it.
+"""The request gate: only declared operations reach connexion, by their declared path, with
+path parameters of their type and a ``Content-Type`` connexion reads as the spec means it.
 
 Without it, connexion's routers answer a trailing-slash variant of a declared path
 (``/health/``) with a 307 whose ``Location`` is built from the request's ``Host`` header;
-a body-less operation sent ``multipart/form-data`` fails parsing a form it never uses; and a
-JSON body typed ``Application/JSON``, or not typed at all, bypasses the body validator (its
-lookup is case-sensitive) and reaches the handler as bytes. Media types are case-insensitive
+route ``/api/customers%2F<id>`` as ``/api/customers/<id>``; a body-less operation sent
+``multipart/form-data`` fails parsing a form it never uses; and a JSON body typed
+``Application/JSON``, or not typed at all, bypasses the body validator (its lookup is
+case-sensitive) and reaches the handler as bytes. Media types are case-insensitive
 (RFC 9110), and FastAPI, the seed's framework, reads an untyped body as JSON: so does this.
 """
 
@@ -34,7 +35,9 @@ def normalise_content_type(headers: Headers, takes_body: bool) -> Headers:
 
 
 class RequestGate:
-    """Answers 404 for a path the spec does not declare; rewrites aliases and content types.
+    """Answers 404 for a path the spec does not declare, 405 for a method it does not declare
+    there, 400 for a typed path parameter that is not of its type; rewrites aliases and
+    content types.
 
     ``passthrough``: path prefixes served by something other than the spec (the Swagger UI's
     assets). Sits inside connexion's exception handling, so the 404 has the contract's shape,
@@ -54,15 +57,20 @@ class RequestGate:
             await self.app(scope, receive, send)
             return
         path = self.routes.canonical(scope["path"])
+        if b"%2f" in scope.get("raw_path", b"").lower():  # an encoded slash is data in a segment, never a separator
+            raise ApiError("Not Found", status=404)
         if not self.routes.known(path):
             if not self._passes(path):
                 raise ApiError("Not Found", status=404)
             await self.app(scope, receive, send)
             return
-        headers = scope["headers"]
         operation = self.routes.operation(scope["method"], path)
-        if operation is not None:
-            headers = normalise_content_type(headers, takes_body="requestBody" in operation)
+        if operation is None:
+            raise ApiError("Method Not Allowed", status=405, headers={"Allow": self.routes.allowed(path)})
+        problem = self.routes.bad_parameter(path)
+        if problem is not None:
+            raise problem
+        headers = normalise_content_type(scope["headers"], takes_body="requestBody" in operation)
         if path != scope["path"] or headers is not scope["headers"]:
             scope = {**scope, "path": path, "raw_path": path.encode(), "headers": headers}
         await self.app(scope, receive, send)

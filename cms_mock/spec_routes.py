@@ -9,6 +9,10 @@ from typing import Any
 from cms_mock.errors import InvalidParameter
 
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+_DIGITS = re.compile(r"[+-]?[0-9]{1,19}")
+_INT64 = range(-(2**63), 2**63)
+"""An integer path parameter is an int64 (the specs' ``format``): longer digit strings are
+refused before starlette converts them with ``int()``, which raises past 4,300 digits."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,12 +26,12 @@ class _Route:
 class SpecRoutes:
     """Every path template of a spec, with its typed parameters, operations, security and aliases.
 
-    An ``integer`` path parameter is matched with a regex, so ``/customers/abc`` matches no
-    route at all: that is a 400 for the parameter, not a 404. A 405's ``Allow`` header must
-    list every method the spec declares for the path, not one route's. The API key guard must
-    know which operations the spec secures, and the request gate which paths exist, which
-    operations take a body, and which paths are another name of a declared one
-    (``x-aliases``).
+    Starlette matches an ``integer`` path parameter with a regex, so ``/customers/abc`` would
+    match no route at all: here every segment matches, and a value that is no integer is a
+    400 for the parameter, not a 404. A 405's ``Allow`` header lists every method the spec
+    declares for the path. The API key guard must know which operations the spec secures,
+    and the request gate which paths exist, which operations take a body, and which paths
+    are another name of a declared one (``x-aliases``).
     """
 
     def __init__(self, spec: dict[str, Any]) -> None:
@@ -63,16 +67,21 @@ class SpecRoutes:
         return found[0].operations.get(method) if found else None
 
     def bad_parameter(self, path: str) -> InvalidParameter | None:
+        """The error for a typed path parameter whose value is not of its type, if any."""
         found = self._find(path)
-        if found is None or not found[0].typed:
+        if found is None:
             return None
         route, match = found
-        name, type_ = next(iter(route.typed.items()))
-        return InvalidParameter(f"Invalid {name}: {match.group(name)!r} is not a valid {type_}")
+        for name, type_ in route.typed.items():
+            value = match.group(name)
+            if type_ == "integer" and not (_DIGITS.fullmatch(value) and int(value) in _INT64):
+                shown = value if len(value) <= 40 else value[:40] + "..."
+                return InvalidParameter(f"Invalid {name}: {shown!r} is not a valid integer")
+        return None
 
-    def allowed(self, path: str) -> str | None:
+    def allowed(self, path: str) -> str:
         found = self._find(path)
-        return ", ".join(found[0].operations) if found else None
+        return ", ".join(found[0].operations) if found else ""
 
     def secured(self, method: str, path: str) -> bool:
         """Whether the spec lets this operation be protected by a security scheme."""

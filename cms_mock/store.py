@@ -15,6 +15,7 @@ other process's acknowledged writes.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import datetime as dt
 import fcntl
@@ -23,7 +24,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -34,6 +35,7 @@ from cms_mock.storage_file import Entry, Signature, encode
 logger = logging.getLogger(__name__)
 
 _DELETED = None
+_T = TypeVar("_T")
 
 
 def timestamp(after: str | None = None) -> str:
@@ -57,7 +59,8 @@ class _Batch:
         entry = self.changes[key] if key in self.changes else self.committed.get(key)
         if entry is None:
             raise RecordNotFound(key)
-        return orjson.loads(entry[0])
+        record: dict[str, Any] = orjson.loads(entry[0])
+        return record
 
     def put(self, record: dict[str, Any]) -> bytes:
         entry = encode(record)
@@ -190,8 +193,8 @@ class Store:
 
     # -- the writer ------------------------------------------------------------------------
 
-    async def _submit(self, change: Callable[[_Batch], Any]) -> Any:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    async def _submit(self, change: Callable[[_Batch], _T]) -> _T:
+        future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
         self._queue.append((change, future))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._drain())
@@ -208,7 +211,7 @@ class Store:
                     if not future.done():
                         future.set_exception(StoreUnavailable(str(exc)))
 
-    async def _commit(self, queued: list[tuple[Callable[[_Batch], Any], asyncio.Future[Any]]]) -> None:
+    async def _commit(self, queued: builtins.list[tuple[Callable[[_Batch], Any], asyncio.Future[Any]]]) -> None:
         outcomes: list[tuple[asyncio.Future[Any], Any, Exception | None]] = []
         async with self._locked():
             if self.path is not None:

@@ -25,6 +25,7 @@ from connexion.datastructures import MediaTypeDict
 from connexion.json_schema import Draft4RequestValidator
 from connexion.validators import AbstractRequestBodyValidator
 from jsonschema import FormatChecker, ValidationError, validators
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope
 
 from cms_mock.errors import FieldError, InvalidBody, MalformedBody
@@ -87,13 +88,16 @@ _TYPE_ERRORS = {
 def _describe(error: ValidationError) -> list[FieldError]:
     """Pydantic v1's wording for one jsonschema error (one entry per field it concerns)."""
     loc: tuple[str | int, ...] = ("body", *error.absolute_path)
-    kind, limit = error.validator, error.validator_value
+    kind: Any = error.validator  # jsonschema's stubs allow "unset" for what a raised error always has
+    limit: Any = error.validator_value
+    instance: Any = error.instance
+    schema: Any = error.schema
     if kind == "required":
-        return [FieldError((*loc, name), "field required", "value_error.missing") for name in limit if name not in error.instance]
+        return [FieldError((*loc, name), "field required", "value_error.missing") for name in limit if name not in instance]
     if kind == "additionalProperties":
-        known = error.schema.get("properties", {})
-        return [FieldError((*loc, name), "extra fields not permitted", "value_error.extra") for name in error.instance if name not in known]
-    if kind == "type" and error.instance is None and len(loc) > 1:
+        known = schema.get("properties", {})
+        return [FieldError((*loc, name), "extra fields not permitted", "value_error.extra") for name in instance if name not in known]
+    if kind == "type" and instance is None and len(loc) > 1:
         return [FieldError(loc, "none is not an allowed value", "type_error.none.not_allowed")]
     if kind == "type":
         msg, type_ = _TYPE_ERRORS.get(limit, (error.message, "type_error"))
@@ -108,7 +112,7 @@ def _describe(error: ValidationError) -> list[FieldError]:
     if kind == "maxLength":
         return [FieldError(loc, f"ensure this value has at most {limit} characters", "value_error.any_str.max_length")]
     if kind == "pattern":
-        custom = error.schema.get("x-error")  # the spec's own words for a pattern that has a meaning (an email address)
+        custom = schema.get("x-error")  # the spec's own words for a pattern that has a meaning (an email address)
         if custom:
             return [FieldError(loc, custom["msg"], custom["type"])]
         return [FieldError(loc, f'string does not match regex "{limit}"', "value_error.str.regex")]
@@ -141,8 +145,10 @@ class BodyValidator(AbstractRequestBodyValidator):
         messages = []
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":  # gone before the whole body came: never judge a part
+                raise ClientDisconnect()
             messages.append(message)
-            if message["type"] != "http.request" or not message.get("more_body", False):
+            if not message.get("more_body", False):
                 break
         body = parse_json(b"".join(m.get("body", b"") for m in messages))
         errors = collect_errors(self._validator, self._schema, body)

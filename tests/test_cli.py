@@ -143,3 +143,11 @@ def test_serve_all_runs_both_services_in_one_process(tmp_path):
     code, _ = stop(process)
     assert code == 0
     assert {p.name for p in tmp_path.glob("*.json")} == {"customers.json", "profiles.json"}
+
+
+def test_help_prints_usage_and_no_warning():
+    """Every start once printed starlette's deprecation warning about httpx (httpx2 is now a dependency)."""
+    result = subprocess.run([sys.executable, "-m", "cms_mock", "--help"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: cms-mock")
+    assert result.stderr == ""

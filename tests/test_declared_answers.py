@@ -1,0 +1,129 @@
+"""Every answer a live server gives on a declared operation is declared there, with its schema.
+
+For each operation of each spec, requests that provoke every error path a client can reach
+(missing, mixed-case and multipart content types, bodies on GETs, oversize bodies, trailing
+slashes, bad ids, bad JSON) go to a real uvicorn. Each answer's status must be one the
+operation declares, its body must match the declared schema (judged by ``jsonschema_rs``,
+not by the server's validator), and a path the spec does not declare must be a 404 in the
+contract's shape, never a redirect. Afterwards every stored record still matches its schema.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer
+from tests.contract import SPECS, example_path, load, operations, problems
+
+MAX_BODY = 1024 * 1024
+CONTENT_TYPES = [
+    None,
+    "application/json",
+    "Application/JSON",
+    "APPLICATION/JSON; charset=UTF-8",
+    "application/vnd.api+json",
+    "multipart/form-data",
+    "multipart/form-data; boundary=x",
+    "text/plain",
+    "application/x-www-form-urlencoded",
+]
+BAD_BODIES = [b"", b"{bad", b"[]", b"null", b'"text"', b'{"a": 1, "a": 2}', b'{"x": NaN}', b"\xff\xfe"]
+BAD_IDS = ["nope", "0", "-1", "1.5", "abc", "9" * 30, "%20", "a" * 300, "%C3%A9", "%00"]
+
+
+class Contract:
+    """Which declared operation a request reaches (aliases included), and what it may answer."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.templates = []
+        self.aliases = {}
+        for path, item in spec["paths"].items():
+            regex = re.compile("^" + re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(path)) + "$")
+            self.templates.append((regex, item))
+            self.aliases.update(dict.fromkeys(item.get("x-aliases", []), path))
+        self.error_schema = spec["components"]["schemas"]["ErrorMessage"]
+
+    def item(self, path: str) -> dict[str, Any] | None:
+        path = self.aliases.get(path, path)
+        return next((item for regex, item in self.templates if regex.match(path)), None)
+
+    def violations(self, method: str, path: str, response: httpx.Response) -> list[str]:
+        item = self.item(path.split("?")[0])
+        if item is None:
+            return self._error_violations(response, 404)
+        operation = item.get(method.lower())
+        if operation is None:
+            return self._error_violations(response, 405)
+        declared = operation["responses"].get(str(response.status_code))
+        if declared is None:
+            return [f"status {response.status_code} is not declared ({sorted(operation['responses'])}): {response.text[:200]}"]
+        content = declared.get("content", {}).get("application/json")
+        if content is None:
+            return [] if response.content == b"" else [f"{response.status_code} declares no body but has {response.content[:100]!r}"]
+        if not response.headers.get("content-type", "").startswith("application/json"):
+            return [f"content type {response.headers.get('content-type')!r} is not application/json"]
+        return problems(content["schema"], response.json())
+
+    def _error_violations(self, response: httpx.Response, status: int) -> list[str]:
+        if response.status_code != status:
+            return [f"expected {status}, got {response.status_code} {response.headers.get('location', '')} {response.text[:200]}"]
+        return problems(self.error_schema, response.json())
+
+
+def cases(spec: dict[str, Any]) -> list[tuple[str, str, str, dict[str, str], bytes | None]]:
+    """``(label, method, path, headers, body)``: the provocations for every declared operation."""
+    found = []
+    for method, template, operation, item in operations(spec):
+        paths = [template, *item.get("x-aliases", [])]
+        path = example_path(template, item, operation)
+        media = operation.get("requestBody", {}).get("content", {}).get("application/json")
+        body = httpx.Request("POST", "/", json=media["example"]).content if media else b'{"x": 1}'
+        for content_type in CONTENT_TYPES:
+            headers = {"content-type": content_type} if content_type else {}
+            found.append((f"content type {content_type}", method, path, headers, body))
+        if media:
+            found += [(f"bad body {raw!r}", method, path, {"content-type": "application/json"}, raw) for raw in BAD_BODIES]
+        found.append(("oversize body", method, path, {"content-type": "application/json"}, b" " * (MAX_BODY + 1)))
+        if path != "/":
+            found += [("slash added", method, p.rstrip("/") + "/", {}, None) for p in {*paths, path} if "{" not in p or p == path]
+            found.append(("slash removed", method, path.rstrip("/"), {"content-type": "application/json"}, body))
+        if "{" in template:
+            for bad in BAD_IDS:
+                found.append((f"bad id {bad}", method, re.sub(r"\{\w+\}", bad, template), {"content-type": "application/json"}, body))
+    return found
+
+
+@pytest.fixture(scope="module", params=sorted(SPECS))
+def served(request, tmp_path_factory):
+    service = request.param
+    server = LiveServer(tmp_path_factory.mktemp(service) / "data", "serve", service).start()
+    yield Contract(load(service)), server
+    server.stop()
+
+
+def test_every_answer_on_a_declared_operation_is_declared_with_its_schema(served):
+    contract, server = served
+    seen: dict[str, collections.Counter[int]] = collections.defaultdict(collections.Counter)
+    broken = []
+    with httpx.Client(base_url=server.url, timeout=30, follow_redirects=False) as client:
+        for label, method, path, headers, body in cases(contract.spec):
+            response = client.request(method, path, headers=headers, content=body)
+            seen[f"{method} {path}"][response.status_code] += 1
+            broken += [f"{method} {path} [{label}]: {v}" for v in contract.violations(method, path, response)]
+            assert "location" not in response.headers or response.headers["location"] == "/docs"
+        listing = next(p for m, p, op, _ in operations(contract.spec) if m == "GET" and "{" not in p and "array" in str(op["responses"]["200"]))
+        records = client.get(listing).json()
+    record_schema = next(op for m, p, op, _ in operations(contract.spec) if p == listing and m == "GET")["responses"]["200"]["content"]["application/json"][
+        "schema"
+    ]
+    assert broken == []
+    assert problems(record_schema, records) == []
+    statuses = set().union(*seen.values())
+    assert {200, 201, 404, 413, 415, 422} <= statuses  # the provocations reached every kind of answer
+    print({key: dict(counter) for key, counter in seen.items()})

@@ -1,0 +1,96 @@
+"""What reaches an operation, through a real uvicorn: declared paths by their declared name only.
+
+Each case here is something a hostile run found answering outside the spec: an encoded slash
+routed as a separator (a DELETE through it deleted), a WebSocket handshake answered 403, a
+wrong method on a malformed id answered 400, a 4,301-digit id answered 500, a client leaving
+mid-body logged as a 500. Raw sockets send what an HTTP client library would tidy up.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import httpx
+import pytest
+
+from tests.conftest import NEW_CUSTOMER, LiveServer
+
+SAMPLE = "e20a1b70-67c9-4fb4-9f6d-56ba97a87c14"
+
+
+def raw(server: LiveServer, request: bytes, close_after: bool = False) -> bytes:
+    """Send bytes as they are; the answer up to the end of its head and a little body."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(request)
+        if close_after:
+            return b""
+        return sock.recv(65536)
+
+
+@pytest.fixture(scope="module")
+def cms(tmp_path_factory):
+    server = LiveServer(tmp_path_factory.mktemp("cms") / "data").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def profile(tmp_path_factory):
+    server = LiveServer(tmp_path_factory.mktemp("profile") / "data", "serve", "profile").start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("target", [f"/api/customers%2F{SAMPLE}", f"/api/customers%2f{SAMPLE}", "/api/customers%2F"])
+def test_an_encoded_slash_is_not_a_separator(cms, target):
+    answer = raw(cms, f"DELETE {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    assert answer.startswith(b"HTTP/1.1 404 ")
+    assert b'{"detail":"Not Found"}' in answer
+    assert httpx.get(f"{cms.url}/api/customers/{SAMPLE}").status_code == 200
+
+
+def test_a_websocket_handshake_is_an_http_request_like_any_other(cms):
+    headers = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+    assert httpx.get(f"{cms.url}/api/customers", headers=headers).status_code == 200
+    assert httpx.get(f"{cms.url}/nope", headers=headers).status_code == 404
+
+
+@pytest.mark.parametrize("method", ["PUT", "POST", "OPTIONS"])
+@pytest.mark.parametrize("customer_id", ["abc", "1"])
+def test_a_wrong_method_is_405_whatever_the_id(profile, method, customer_id):
+    response = httpx.request(method, f"{profile.url}/customers/{customer_id}", json={})
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, DELETE, PATCH, HEAD"
+    assert response.json() == {"error": "Method Not Allowed"}
+
+
+def test_the_alias_allows_what_its_path_allows(cms):
+    response = httpx.put(f"{cms.url}/api/customers/", json={})
+    assert (response.status_code, response.headers["allow"]) == (405, "GET, POST, HEAD")
+
+
+@pytest.mark.parametrize("customer_id", ["9" * 19, "9" * 20, "9" * 4301, str(2**63)])
+def test_an_id_beyond_int64_is_400_not_500(profile, customer_id):
+    response = httpx.get(f"{profile.url}/customers/{customer_id}")
+    assert response.status_code == 400
+    assert "is not a valid integer" in response.json()["error"]
+
+
+def test_the_largest_int64_is_a_valid_id(profile):
+    assert httpx.get(f"{profile.url}/customers/{2**63 - 1}").status_code == 404
+
+
+def test_a_client_that_leaves_mid_body_changes_nothing_and_logs_no_error(cms):
+    before = httpx.get(f"{cms.url}/health").json()["total_customers"]
+    body = httpx.Request("POST", "/", json=NEW_CUSTOMER).content
+    head = f"POST /api/customers HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body) + 100}\r\n\r\n"
+    raw(cms, head.encode() + body, close_after=True)
+    assert httpx.get(f"{cms.url}/health").json()["total_customers"] == before
+    assert "unhandled error" not in cms.output()
+
+
+def test_docs_is_served_without_a_redirect(cms):
+    response = httpx.get(f"{cms.url}/docs", follow_redirects=False)
+    assert response.status_code == 200
+    assert 'src="/docs/swagger-ui-bundle.js"' in response.text
+    assert httpx.get(f"{cms.url}/docs/swagger-ui-bundle.js").status_code == 200
