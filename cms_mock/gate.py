@@ -24,13 +24,16 @@ Headers = list[tuple[bytes, bytes]]
 
 def normalise_content_type(headers: Headers, takes_body: bool) -> Headers:
     """The headers an operation's validator should see: none for a body it ignores, else a
-    lower-case media type (``application/json`` when none was given), parameters kept."""
+    lower-case media type, parameters kept: ``application/json`` when none was given or for a
+    structured-syntax JSON type (``application/vnd.api+json``, RFC 6839), which is JSON too."""
     others = [(name, value) for name, value in headers if name != _CONTENT_TYPE]
     if not takes_body:
         return others if len(others) != len(headers) else headers
     given = next((value for name, value in headers if name == _CONTENT_TYPE), b"")
     media_type, separator, parameters = given.partition(b";")
-    media_type = media_type.strip().lower() or b"application/json"
+    media_type = media_type.strip().lower()
+    if not media_type or (media_type.startswith(b"application/") and media_type.endswith(b"+json")):
+        media_type = b"application/json"
     return [*others, (_CONTENT_TYPE, media_type + separator + parameters)]
 
 

@@ -8,6 +8,7 @@ depends on the server: ports, signals, restarts, concurrency.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,6 +22,8 @@ import pytest
 
 from cms_mock.app import create_app
 from cms_mock.settings import Settings
+
+NODE_DIR = Path(__file__).parent / "node"
 
 NEW_CUSTOMER = {
     "name": "Alice Johnson",
@@ -128,3 +131,20 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
     server = LiveServer(tmp_path / "data").start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def node_bin() -> Path:
+    """``tests/node/node_modules/.bin``: tools nobody here wrote, installed by ``npm ci`` from the
+    lock file when missing or older than it. Without npm their tests are skipped, except in CI
+    (``CI=true``), where a missing tool is a failure: a check that quietly does not run proves nothing.
+    """
+    npm = shutil.which("npm")
+    if npm is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("npm is missing; .ci/run installs Node and npm")
+        pytest.skip("npm is not installed (with CI=true this fails)")
+    installed = NODE_DIR / "node_modules" / ".package-lock.json"
+    if not installed.exists() or installed.stat().st_mtime < (NODE_DIR / "package-lock.json").stat().st_mtime:
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True, capture_output=True, timeout=900)
+    return NODE_DIR / "node_modules" / ".bin"

@@ -1,40 +1,23 @@
 """The specs through tools nobody here wrote: Spectral, Redocly, and a TypeScript client.
 
-The tools are pinned in ``tests/node/package-lock.json`` and installed there by ``npm ci``
-on first use. Without npm the tests are skipped, except in CI (``CI=true``), where a missing
-tool is a failure: a check that quietly does not run proves nothing.
+The tools are pinned in ``tests/node/package-lock.json`` (``node_bin`` in ``conftest.py``
+installs them on first use).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import LiveServer
+from tests.conftest import NODE_DIR, LiveServer
 
 ROOT = Path(__file__).parent.parent
-NODE_DIR = ROOT / "tests" / "node"
 SPECS = ["openapi.yaml", "profile-openapi.yaml"]
 QUIET = {**os.environ, "REDOCLY_TELEMETRY": "off", "REDOCLY_SUPPRESS_UPDATE_NOTICE": "true", "NO_COLOR": "1"}
-
-
-@pytest.fixture(scope="session")
-def node_bin() -> Path:
-    """``tests/node/node_modules/.bin``, installed from the lock file when missing or older than it."""
-    npm = shutil.which("npm")
-    if npm is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("npm is missing; .ci/run installs Node and npm")
-        pytest.skip("npm is not installed (with CI=true this fails)")
-    installed = NODE_DIR / "node_modules" / ".package-lock.json"
-    if not installed.exists() or installed.stat().st_mtime < (NODE_DIR / "package-lock.json").stat().st_mtime:
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True, capture_output=True, timeout=900)
-    return NODE_DIR / "node_modules" / ".bin"
 
 
 def run(command: list[str | Path], **kwargs: object) -> subprocess.CompletedProcess[str]:
