@@ -19,12 +19,15 @@ SAMPLE = "e20a1b70-67c9-4fb4-9f6d-56ba97a87c14"
 
 
 def raw(server: LiveServer, request: bytes, close_after: bool = False) -> bytes:
-    """Send bytes as they are; the answer up to the end of its head and a little body."""
+    """Send bytes as they are; the whole answer (the request asks to close), or none with ``close_after``."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(request)
         if close_after:
             return b""
-        return sock.recv(65536)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        return answer
 
 
 @pytest.fixture(scope="module")
