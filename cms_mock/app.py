@@ -32,7 +32,7 @@ from cms_mock.services import SERVICES
 from cms_mock.settings import Settings
 from cms_mock.spec_routes import SpecRoutes
 from cms_mock.store import Store
-from cms_mock.validation import VALIDATOR_MAP
+from cms_mock.validation import VALIDATOR_MAP, check_patterns
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ def create_app(settings: Settings) -> AsyncApp:
     """Build the app for ``settings.service``; its store opens when the app starts."""
     service = SERVICES[settings.service]
     spec = load_spec(service.spec_path)
+    check_patterns(spec)
     data_path = None if settings.in_memory else settings.data_dir / service.data_file
 
     @contextlib.asynccontextmanager
@@ -100,7 +101,7 @@ def create_app(settings: Settings) -> AsyncApp:
     )
     app.add_middleware(AccessLog, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(Documents, position=MiddlewarePosition.BEFORE_SWAGGER, spec=spec)
-    app.add_middleware(RequestGate, position=MiddlewarePosition.BEFORE_SWAGGER, routes=routes, passthrough=DOCS)
+    app.add_middleware(RequestGate, position=MiddlewarePosition.BEFORE_SWAGGER, routes=routes, assets=DOCS)
     app.add_middleware(BodyLimit, position=MiddlewarePosition.BEFORE_ROUTING, max_bytes=settings.max_body_bytes)
     if settings.api_key:
         app.add_middleware(ApiKeyGuard, position=MiddlewarePosition.BEFORE_ROUTING, key=settings.api_key, reads=settings.api_key_reads, routes=routes)

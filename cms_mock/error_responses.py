@@ -15,7 +15,6 @@ from connexion import AsyncApp
 from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect
 
 from cms_mock.errors import ApiError, InvalidBody, MalformedBody
 
@@ -71,10 +70,6 @@ def register(app: AsyncApp, dialect: Dialect) -> None:
             message = str(exc.detail)
         return _response(dialect, ApiError(message, status=exc.status_code, headers=headers))
 
-    async def disconnected(request: ConnexionRequest, _exc: Exception) -> ConnexionResponse:
-        logger.info("client left %s %s before sending its whole body; nothing was done", request.method, request.url.path)
-        return _response(dialect, ApiError("Client disconnected", status=400))  # nobody is left to read it
-
     async def unexpected(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
         logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return _response(dialect, ApiError("Internal Server Error"))
@@ -82,5 +77,4 @@ def register(app: AsyncApp, dialect: Dialect) -> None:
     app.add_error_handler(ApiError, api_error)
     app.add_error_handler(HTTPException, http_error)
     app.add_error_handler(ProblemException, http_error)
-    app.add_error_handler(ClientDisconnect, disconnected)
     app.add_error_handler(Exception, unexpected)

@@ -1,5 +1,5 @@
 """The request gate: only declared operations reach connexion, by their declared path, with
-path parameters of their type and a ``Content-Type`` connexion reads as the spec means it.
+path parameters their schemas accept and a ``Content-Type`` connexion reads as the spec means it.
 
 Without it, connexion's routers answer a trailing-slash variant of a declared path
 (``/health/``) with a 307 whose ``Location`` is built from the request's ``Host`` header;
@@ -12,12 +12,18 @@ case-sensitive) and reaches the handler as bytes. Media types are case-insensiti
 
 from __future__ import annotations
 
+import logging
+
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cms_mock.errors import ApiError
 from cms_mock.spec_routes import SpecRoutes
 
+logger = logging.getLogger(__name__)
+
 _CONTENT_TYPE = b"content-type"
+_JSON = b"application/json"
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -25,55 +31,64 @@ Headers = list[tuple[bytes, bytes]]
 def normalise_content_type(headers: Headers, takes_body: bool) -> Headers:
     """The headers an operation's validator should see: none for a body it ignores, else a
     lower-case media type, parameters kept: ``application/json`` when none was given or for a
-    structured-syntax JSON type (``application/vnd.api+json``, RFC 6839), which is JSON too."""
-    others = [(name, value) for name, value in headers if name != _CONTENT_TYPE]
+    structured-syntax JSON type (``application/vnd.api+json``, RFC 6839), which is JSON too.
+    ``headers`` itself when nothing changes."""
+    given = [value for name, value in headers if name == _CONTENT_TYPE]
     if not takes_body:
-        return others if len(others) != len(headers) else headers
-    given = next((value for name, value in headers if name == _CONTENT_TYPE), b"")
-    media_type, separator, parameters = given.partition(b";")
+        return [(name, value) for name, value in headers if name != _CONTENT_TYPE] if given else headers
+    media_type, separator, parameters = (given[0] if given else b"").partition(b";")
     media_type = media_type.strip().lower()
     if not media_type or (media_type.startswith(b"application/") and media_type.endswith(b"+json")):
-        media_type = b"application/json"
-    return [*others, (_CONTENT_TYPE, media_type + separator + parameters)]
+        media_type = _JSON
+    value = media_type + separator + parameters
+    if given == [value]:
+        return headers
+    return [*((name, v) for name, v in headers if name != _CONTENT_TYPE), (_CONTENT_TYPE, value)]
 
 
 class RequestGate:
     """Answers 404 for a path the spec does not declare, 405 for a method it does not declare
-    there, 400 for a typed path parameter that is not of its type; rewrites aliases and
-    content types.
+    there, 400 for an integer path parameter its schema refuses; rewrites aliases and content
+    types; and lets a client that leaves mid-body go without an answer nobody would read.
 
-    ``passthrough``: path prefixes served by something other than the spec (the Swagger UI's
-    assets). Sits inside connexion's exception handling, so the 404 has the contract's shape,
-    and hands on a copy of the scope, so the access log outside still shows the path as sent.
+    ``assets``: the path prefix of what is served beside the spec (the Swagger UI's files).
+    Sits inside connexion's exception handling, so its errors have the contract's shape, and
+    hands on a copy of the scope, so the access log outside still shows the path as sent.
     """
 
-    def __init__(self, app: ASGIApp, routes: SpecRoutes, passthrough: str) -> None:
+    def __init__(self, app: ASGIApp, routes: SpecRoutes, assets: str) -> None:
         self.app = app
         self.routes = routes
-        self.passthrough = passthrough
-
-    def _passes(self, path: str) -> bool:
-        return path == self.passthrough or path.startswith(self.passthrough + "/")
+        self.assets = assets.rstrip("/") + "/"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":  # no operation is one; ``cms-mock`` runs uvicorn with ws="none" so none comes
+            await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = self.routes.canonical(scope["path"])
-        if b"%2f" in scope.get("raw_path", b"").lower():  # an encoded slash is data in a segment, never a separator
+        if b"%2f" in (scope.get("raw_path") or b"").lower():  # an encoded slash is data in a segment, never a separator
             raise ApiError("Not Found", status=404)
-        if not self.routes.known(path):
-            if not self._passes(path):
+        found = self.routes.find(path)
+        if found is None:
+            if not path.startswith(self.assets):
                 raise ApiError("Not Found", status=404)
             await self.app(scope, receive, send)
             return
-        operation = self.routes.operation(scope["method"], path)
+        operation = found.operation(scope["method"])
         if operation is None:
-            raise ApiError("Method Not Allowed", status=405, headers={"Allow": self.routes.allowed(path)})
-        problem = self.routes.bad_parameter(path)
+            raise ApiError("Method Not Allowed", status=405, headers={"Allow": found.allowed})
+        problem = found.bad_parameter()
         if problem is not None:
             raise problem
         headers = normalise_content_type(scope["headers"], takes_body="requestBody" in operation)
-        if path != scope["path"] or headers is not scope["headers"]:
-            scope = {**scope, "path": path, "raw_path": path.encode(), "headers": headers}
-        await self.app(scope, receive, send)
+        if path != scope["path"]:
+            scope = {**scope, "path": path, "raw_path": path.encode()}  # an alias: a declared path, ASCII
+        if headers is not scope["headers"]:
+            scope = {**scope, "headers": headers}
+        try:
+            await self.app(scope, receive, send)
+        except ClientDisconnect:
+            logger.info("client left %s %s before sending its whole body; nothing was done", scope["method"], scope["path"])

@@ -17,7 +17,9 @@ access_logger = logging.getLogger("cms_mock.access")
 class AccessLog:
     """Logs method, path, status and duration once the response has been sent.
 
-    Sits outside connexion's exception handling, so error responses are logged too.
+    Sits outside connexion's exception handling, so error responses are logged too. A request
+    that got no response because its client left first is logged as 499 (nginx's "client
+    closed request"); an exception that escapes every handler, as 500.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -28,7 +30,7 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
+        status = 499
 
         async def send_with_status(message: Message) -> None:
             nonlocal status
@@ -38,6 +40,10 @@ class AccessLog:
 
         try:
             await self.app(scope, receive, send_with_status)
+        except BaseException:
+            if status == 499:  # nothing was sent: whatever answers it now (uvicorn) answers 500
+                status = 500
+            raise
         finally:
             elapsed_ms = (time.perf_counter() - started) * 1000
             access_logger.info("%s %s %d %.2fms", scope["method"], scope["path"], status, elapsed_ms)

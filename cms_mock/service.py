@@ -30,9 +30,12 @@ def prefers_html(accept: str) -> bool:
     return _quality(accept, "text/html") > _quality(accept, "application/json")
 
 
+_VARY = {"Vary": "Accept"}  # the answer depends on Accept: no cache may give a browser's to a JSON client
+
+
 async def get_service_info() -> Response:
     if prefers_html(request.headers.get("accept", "")):
-        return Response(status_code=303, headers={"Location": "/docs"})
+        return Response(status_code=303, headers={"Location": "/docs", **_VARY})
     runtime = current()
     info = {
         "name": runtime.title,
@@ -41,7 +44,7 @@ async def get_service_info() -> Response:
         "health": "/health",
         "openapi": "/openapi.json",
     }
-    return json_response(orjson.dumps(info))
+    return json_response(orjson.dumps(info), headers=_VARY)
 
 
 async def get_health() -> Response:

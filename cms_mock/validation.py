@@ -52,6 +52,24 @@ def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: dict[str,
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
+def check_patterns(node: Any) -> None:
+    """Compile every ``pattern`` of a spec and check every ``x-error`` now, so a spec the server
+    cannot use stops the start instead of failing its first request with a 500."""
+    if isinstance(node, dict):
+        if isinstance(node.get("pattern"), str):
+            try:
+                ecma_regex(node["pattern"])
+            except regress.RegressError as exc:
+                raise ValueError(f"pattern {node['pattern']!r} is not an ECMA-262 regular expression: {exc}") from None
+        if "x-error" in node and not {"msg", "type"} <= set(node["x-error"]):
+            raise ValueError(f"x-error {node['x-error']!r} needs a msg and a type")
+        for value in node.values():
+            check_patterns(value)
+    elif isinstance(node, list):
+        for value in node:
+            check_patterns(value)
+
+
 RequestValidator = validators.extend(Draft4RequestValidator, {"pattern": _ecma_pattern})
 """Connexion's request validator (nullable, OpenAPI enums) with ECMA-262 patterns."""
 

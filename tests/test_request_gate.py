@@ -73,15 +73,41 @@ def test_the_alias_allows_what_its_path_allows(cms):
     assert (response.status_code, response.headers["allow"]) == (405, "GET, POST, HEAD")
 
 
-@pytest.mark.parametrize("customer_id", ["9" * 19, "9" * 20, "9" * 4301, str(2**63)])
-def test_an_id_beyond_int64_is_400_not_500(profile, customer_id):
-    response = httpx.get(f"{profile.url}/customers/{customer_id}")
-    assert response.status_code == 400
-    assert "is not a valid integer" in response.json()["error"]
+@pytest.mark.parametrize(
+    ("customer_id", "why"),
+    [
+        ("abc", "'abc' is not a valid integer"),
+        ("1.5", "'1.5' is not a valid integer"),
+        ("9" * 4301, "is not a valid integer"),
+        ("9" * 19, "is out of range (a 64-bit integer)"),
+        (str(2**63), "is out of range (a 64-bit integer)"),
+        ("0", "'0' must be at least 1"),
+        ("-1", "'-1' must be at least 1"),
+    ],
+)
+def test_a_bad_id_is_one_400_naming_the_parameter_and_why(profile, customer_id, why):
+    """Not a number, too large (4,301 digits once made starlette's int() raise: a 500), below the minimum."""
+    for method in ("GET", "PATCH", "DELETE"):
+        response = httpx.request(method, f"{profile.url}/customers/{customer_id}", json={})
+        assert response.status_code == 400
+        assert response.json()["error"].startswith("Invalid customer_id: ")
+        assert why in response.json()["error"]
+
+
+@pytest.mark.parametrize("customer_id", ["1", "01", "00000000000000000001", "+1"])
+def test_an_integer_id_is_read_as_its_value(profile, customer_id):
+    assert httpx.get(f"{profile.url}/customers/{customer_id}").json()["id"] == 1
 
 
 def test_the_largest_int64_is_a_valid_id(profile):
     assert httpx.get(f"{profile.url}/customers/{2**63 - 1}").status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/", "/health", "/api/customers", f"/api/customers/{SAMPLE}", "/openapi.json", "/docs", "/favicon.ico"])
+def test_head_answers_as_get_without_a_body(cms, path):
+    head, get = httpx.head(f"{cms.url}{path}"), httpx.get(f"{cms.url}{path}")
+    assert (head.status_code, head.content) == (get.status_code, b"")
+    assert head.headers["content-type"] == get.headers["content-type"]
 
 
 def test_a_client_that_leaves_mid_body_changes_nothing_and_logs_no_error(tmp_path):
@@ -98,6 +124,7 @@ def test_a_client_that_leaves_mid_body_changes_nothing_and_logs_no_error(tmp_pat
         assert httpx.get(f"{server.url}/health").json()["total_customers"] == 2
     finally:
         server.stop()
+    assert "POST /api/customers 499 " in server.output()  # the access log says the client closed the request
     assert "unhandled error" not in server.output()
     assert "Traceback" not in server.output()
 

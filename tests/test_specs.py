@@ -8,6 +8,8 @@ import pytest
 import yaml
 from openapi_spec_validator import validate
 
+from cms_mock.validation import check_patterns
+
 ROOT = Path(__file__).parent.parent
 
 
@@ -31,3 +33,12 @@ def test_spec_is_valid_openapi_without_duplicate_keys(name):
     validate(spec)
     operation_ids = [op["operationId"] for item in spec["paths"].values() for op in item.values() if isinstance(op, dict) and "operationId" in op]
     assert len(operation_ids) == len(set(operation_ids))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"pattern": "(?<=x"}, {"properties": {"a": {"pattern": "[z-a]"}}}, {"x-error": {"msg": "only a message"}}],
+)
+def test_a_spec_the_server_cannot_use_stops_the_start(bad):
+    with pytest.raises(ValueError, match=r"pattern|x-error"):
+        check_patterns({"components": {"schemas": {"S": bad}}})
