@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -26,6 +27,7 @@ from cms_mock import error_responses
 from cms_mock.documents import DOCS, Documents
 from cms_mock.errors import CorruptDataFile
 from cms_mock.gate import RequestGate
+from cms_mock.logs import configure_logging
 from cms_mock.middleware import AccessLog, ApiKeyGuard, BodyLimit
 from cms_mock.runtime import Runtime
 from cms_mock.services import SERVICES
@@ -56,6 +58,8 @@ def create_app(settings: Settings) -> AsyncApp:
     spec = load_spec(service.spec_path)
     check_patterns(spec)
     data_path = None if settings.in_memory else settings.data_dir / service.data_file
+    for notice in settings.notices:
+        logger.warning("%s", notice)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
@@ -108,11 +112,15 @@ def create_app(settings: Settings) -> AsyncApp:
     return app
 
 
-def __getattr__(name: str) -> AsyncApp:
-    if name == "app":
-        from cms_mock.cli import configure_logging
+@functools.cache
+def _app_from_environment() -> AsyncApp:
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, force=False)  # a host that set up logging keeps it
+    return create_app(settings)
 
-        settings = Settings.from_env()
-        configure_logging(settings.log_level)
-        return create_app(settings)
+
+def __getattr__(name: str) -> AsyncApp:
+    """``cms_mock.app:app``: one app, built from the environment on first access."""
+    if name == "app":
+        return _app_from_environment()
     raise AttributeError(name)

@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import logging
 import os
 import signal
 import socket
@@ -22,14 +21,9 @@ import uvicorn
 
 from cms_mock import __version__
 from cms_mock.app import create_app
+from cms_mock.logs import configure_logging
 from cms_mock.services import SERVICES
 from cms_mock.settings import Settings, SettingsError, parse_origins
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(format=LOG_FORMAT, level=level.upper(), force=True)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -136,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if target == "all":
                 overrides["port"] = args.cms_port if service == "cms" else args.profile_port
             all_settings.append(Settings.from_env(None, **overrides))
+        for settings in all_settings:
+            settings.check_data_dir()
     except SettingsError as exc:
         print(f"cms-mock: {exc}", file=sys.stderr)
         return 2

@@ -17,6 +17,7 @@ from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
 from cms_mock.errors import ApiError, InvalidBody, MalformedBody
+from cms_mock.logs import printable
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def register(app: AsyncApp, dialect: Dialect) -> None:
         return _response(dialect, ApiError(message, status=exc.status_code, headers=headers))
 
     async def unexpected(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
-        logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        logger.error("unhandled error on %s %s", request.method, printable(request.url.path), exc_info=exc)
         return _response(dialect, ApiError("Internal Server Error"))
 
     app.add_error_handler(ApiError, api_error)

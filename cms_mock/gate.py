@@ -18,6 +18,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cms_mock.errors import ApiError
+from cms_mock.logs import printable
 from cms_mock.spec_routes import SpecRoutes
 
 logger = logging.getLogger(__name__)
@@ -91,4 +92,4 @@ class RequestGate:
         try:
             await self.app(scope, receive, send)
         except ClientDisconnect:
-            logger.info("client left %s %s before sending its whole body; nothing was done", scope["method"], scope["path"])
+            logger.info("client left %s %s before sending its whole body; nothing was done", scope["method"], printable(scope["path"]))

@@ -9,6 +9,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cms_mock.errors import ApiError, BodyTooLarge
+from cms_mock.logs import printable
 from cms_mock.spec_routes import SpecRoutes
 
 access_logger = logging.getLogger("cms_mock.access")
@@ -46,7 +47,7 @@ class AccessLog:
             raise
         finally:
             elapsed_ms = (time.perf_counter() - started) * 1000
-            access_logger.info("%s %s %d %.2fms", scope["method"], scope["path"], status, elapsed_ms)
+            access_logger.info("%s %s %d %.2fms", printable(scope["method"]), printable(scope["path"]), status, elapsed_ms)
 
 
 class BodyLimit:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -36,10 +37,19 @@ def _parse_int(name: str, raw: str, minimum: int) -> int:
     return value
 
 
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s?#]+", re.IGNORECASE)
+MAX_WORKERS = 4 * (os.cpu_count() or 1)
+"""More workers than this only compete for the cores (each holds every record in memory)."""
+
+
 def parse_origins(raw: str) -> tuple[str, ...]:
-    """Read ``CORS_ORIGINS`` as the seed writes it (a JSON list) or comma-separated."""
+    """Read ``CORS_ORIGINS`` as the seed writes it (a JSON list) or comma-separated.
+
+    Each origin is ``*`` or ``scheme://host[:port]``: anything else (a JSON object, a list
+    separated by spaces, a path) would match no browser's ``Origin`` and fail silently.
+    """
     text = raw.strip()
-    if text.startswith("["):
+    if text.startswith(("[", "{", '"')):
         try:
             origins = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -48,7 +58,11 @@ def parse_origins(raw: str) -> tuple[str, ...]:
             raise SettingsError("CORS_ORIGINS must be a JSON list of strings")
     else:
         origins = text.split(",")
-    return tuple(o.strip() for o in origins if o.strip())
+    cleaned = tuple(o.strip() for o in origins if o.strip())
+    for origin in cleaned:
+        if origin != "*" and not _ORIGIN.fullmatch(origin):
+            raise SettingsError(f"CORS_ORIGINS: {origin!r} is not an origin (* or scheme://host[:port]; separate several with commas)")
+    return cleaned
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +84,8 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     api_key: str | None = None
     api_key_reads: bool = False
+    notices: tuple[str, ...] = dataclasses.field(default=(), compare=False)
+    """What reading the environment decided that the log should say (an empty ``API_KEY``)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -80,6 +96,7 @@ class Settings:
         """Build settings from environment variables, then apply explicit overrides (CLI flags)."""
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
+        notices = []
         if "SERVICE" in env:
             values["service"] = env["SERVICE"]
         if "HOST" in env:
@@ -91,6 +108,8 @@ class Settings:
         if "CORS_ORIGINS" in env:
             values["cors_origins"] = parse_origins(env["CORS_ORIGINS"])
         if "DATA_DIR" in env:
+            if not env["DATA_DIR"].strip():
+                raise SettingsError("DATA_DIR is empty: unset it for ./data, or name a directory")
             values["data_dir"] = Path(env["DATA_DIR"])
         if "LOG_LEVEL" in env:
             values["log_level"] = env["LOG_LEVEL"].lower()
@@ -100,14 +119,28 @@ class Settings:
             values["max_body_bytes"] = _parse_int("MAX_BODY_BYTES", env["MAX_BODY_BYTES"], 1)
         if env.get("API_KEY"):
             values["api_key"] = env["API_KEY"]
+        elif "API_KEY" in env:
+            notices.append("API_KEY is set but empty: taken as unset, so no request needs a key")
         if "API_KEY_READS" in env:
             values["api_key_reads"] = _parse_bool("API_KEY_READS", env["API_KEY_READS"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         if values.get("debug") and "log_level" not in values:
             values["log_level"] = "debug"
-        settings = cls(**values)  # type: ignore[arg-type]
+        settings = cls(**values, notices=tuple(notices))  # type: ignore[arg-type]
         settings.check()
         return settings
+
+    def check_data_dir(self) -> None:
+        """Make ``data_dir`` if needed and refuse it unless this process can write there; a
+        start that could not keep a single write should stop here, with the reason."""
+        if self.in_memory:
+            return
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SettingsError(f"DATA_DIR {str(self.data_dir)!r} cannot be made: {exc.strerror}") from None
+        if not os.access(self.data_dir, os.W_OK | os.X_OK):
+            raise SettingsError(f"DATA_DIR {str(self.data_dir)!r} is not writable by this user")
 
     def check(self) -> None:
         """Refuse combinations that cannot work, before anything starts."""
@@ -115,5 +148,11 @@ class Settings:
             raise SettingsError(f"SERVICE must be cms or profile, not {self.service!r}")
         if self.log_level not in {"critical", "error", "warning", "info", "debug"}:
             raise SettingsError(f"LOG_LEVEL must be one of critical, error, warning, info, debug, not {self.log_level!r}")
+        if self.port is not None and not 0 <= self.port <= 65535:
+            raise SettingsError(f"PORT must be between 0 and 65535, not {self.port}")
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise SettingsError(f"WORKERS must be between 1 and {MAX_WORKERS} (4 per core), not {self.workers}")
+        if self.api_key is not None and not self.api_key.strip():
+            raise SettingsError("API_KEY is blank: no client could send it; unset it or give a key")
         if self.in_memory and self.workers > 1:
             raise SettingsError("--in-memory cannot be combined with several workers: each would hold its own data")

@@ -151,3 +151,39 @@ def test_help_prints_usage_and_no_warning():
     assert result.returncode == 0
     assert result.stdout.startswith("usage: cms-mock")
     assert result.stderr == ""
+
+
+def test_an_unusable_data_dir_exits_2_with_the_reason_and_no_traceback(tmp_path):
+    (tmp_path / "file").write_text("")
+    result = subprocess.run([sys.executable, "-m", "cms_mock", "--data-dir", str(tmp_path / "file" / "data")], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr == f"cms-mock: DATA_DIR {str(tmp_path / 'file' / 'data')!r} cannot be made: Not a directory\n"
+
+
+def test_control_characters_in_a_path_cannot_forge_a_log_line(tmp_path):
+    server = LiveServer(tmp_path / "data", env={"LOG_LEVEL": "info"}).start()
+    try:
+        httpx.get(f"{server.url}/x%0A2026-01-01 00:00:00,000 INFO cms_mock.access: GET /forged 200 1.00ms%1B[31m")
+    finally:
+        server.stop()
+    lines = server.output().splitlines()
+    assert not any(line.startswith("2026-01-01") for line in lines)
+    assert any("GET /x\\x0a2026-01-01 00:00:00,000 INFO cms_mock.access: GET /forged 200 1.00ms\\x1b[31m 404" in line for line in lines)
+
+
+def test_the_uvicorn_app_attribute_is_built_once_and_leaves_a_hosts_logging_alone(tmp_path, monkeypatch):
+    import logging
+
+    import cms_mock.app
+
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    cms_mock.app._app_from_environment.cache_clear()
+    handler = logging.NullHandler()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        assert cms_mock.app.app is cms_mock.app.app
+        assert handler in root.handlers
+    finally:
+        root.removeHandler(handler)
+        cms_mock.app._app_from_environment.cache_clear()

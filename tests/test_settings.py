@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cms_mock.settings import Settings, SettingsError
+from cms_mock.settings import MAX_WORKERS, Settings, SettingsError
 
 
 def test_defaults_match_the_seed():
@@ -64,6 +64,13 @@ def test_flags_override_the_environment():
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
         ({"WORKERS": "0"}, "WORKERS"),
         ({"SERVICE": "billing"}, "SERVICE"),
+        ({"PORT": "70000"}, "PORT"),
+        ({"CORS_ORIGINS": '{"a": 1}'}, "CORS_ORIGINS"),
+        ({"CORS_ORIGINS": "http://a.test http://b.test"}, "CORS_ORIGINS"),
+        ({"CORS_ORIGINS": "a.test"}, "CORS_ORIGINS"),
+        ({"API_KEY": " "}, "API_KEY"),
+        ({"DATA_DIR": ""}, "DATA_DIR"),
+        ({"WORKERS": str(MAX_WORKERS + 1)}, "WORKERS"),
     ],
 )
 def test_bad_values_are_refused_naming_the_variable(env, named):
@@ -75,3 +82,15 @@ def test_debug_means_debug_logging_unless_a_level_is_given():
     assert Settings.from_env({"DEBUG": "true"}).log_level == "debug"
     assert Settings.from_env({"DEBUG": "true", "LOG_LEVEL": "warning"}).log_level == "warning"
     assert Settings.from_env({}, debug=True).log_level == "debug"
+
+
+def test_an_empty_api_key_is_unset_and_the_log_will_say_so():
+    settings = Settings.from_env({"API_KEY": ""})
+    assert settings.api_key is None
+    assert settings.notices == ("API_KEY is set but empty: taken as unset, so no request needs a key",)
+
+
+def test_a_data_dir_that_cannot_be_made_is_refused(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SettingsError, match=r"DATA_DIR .* cannot be made"):
+        Settings(data_dir=tmp_path / "file" / "data").check_data_dir()
