@@ -48,8 +48,12 @@ def ecma_regex(pattern: str) -> regress.Regex:
 
 
 def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]) -> Iterator[ValidationError]:
-    if validator.is_type(instance, "string") and ecma_regex(pattern).find(instance) is None:
-        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+    """The pattern, unless the value is already too long: cheap checks first, so a megabyte in
+    one field costs a length comparison, not a regular-expression search (its maxLength error says why)."""
+    if not validator.is_type(instance, "string") or len(instance) > schema.get("maxLength", len(instance)):
+        return
+    if ecma_regex(pattern).find(instance) is None:
+        yield ValidationError(f"{instance[:100]!r} does not match {pattern!r}")
 
 
 def check_patterns(node: Any) -> None:

@@ -37,6 +37,16 @@ CASES = [
     ("duplicate keys", "PUT", CUSTOMER, JSON, b'{"name": "A", "name": "B"}', 422),
     # Unbounded strings would grow the data file without limit.
     ("very long string", "PUT", CUSTOMER, JSON, b'{"name": "' + b"n" * 500_000 + b'"}', 422),
+    # A field checked by a costly rule (a pattern) must be refused by its cheap one (length) first.
+    ("one-megabyte email", "PUT", CUSTOMER, JSON, b'{"email": "' + b"a" * (MIB - 100) + b'@x.com"}', 422),
+    # Encoded slashes are data, not separators: this one once deleted a record.
+    ("encoded slash in the collection", "DELETE", "/api/customers%2Fe20a1b70-67c9-4fb4-9f6d-56ba97a87c14", {}, None, 404),
+    # A 4,301-digit integer once made starlette's int() raise: a 500.
+    ("4,301-digit profile-style id on the CMS", "GET", "/api/customers/" + "9" * 4301, {}, None, 404),
+    # Media types are case-insensitive: this one once skipped validation and stored an empty record.
+    ("empty object as Application/JSON", "POST", "/api/customers/", {"content-type": "Application/JSON"}, b"{}", 422),
+    ("multipart type on a GET", "GET", CUSTOMER, {"content-type": "multipart/form-data"}, b"--x", 200),
+    ("trailing slash", "GET", CUSTOMER + "/", {}, None, 404),
     # Control characters corrupt logs, terminals and CSV exports downstream.
     ("raw control character", "PUT", CUSTOMER, JSON, b'{"name": "a\x07b"}', 422),
     ("escaped NUL", "PUT", CUSTOMER, JSON, b'{"name": "a\\u0000b"}', 422),
