@@ -130,7 +130,7 @@ def _temp_path(path: Path, kind: str) -> Path:
 
 def remove_temp_files(path: Path) -> list[Path]:
     """Delete what an interrupted write left behind; call it holding the lock, so no write is running."""
-    leftovers = [*path.parent.glob(f"{path.name}.tmp-*"), *path.parent.glob(f"{path.name}.bak.tmp-*")]
+    leftovers = [*path.parent.glob(f"{path.name}.tmp-*"), *path.parent.glob(f"{path.name}.bak.tmp-*"), *path.parent.glob(f"{path.name}.next-id.tmp-*")]
     for leftover in leftovers:
         leftover.unlink(missing_ok=True)
     return leftovers
@@ -190,8 +190,21 @@ def load_or_recover(path: Path) -> dict[str, Entry] | None:
         return records
 
 
+class Unsynced(OSError):
+    """The new content is in place (readers see it) but the directory could not be fsynced, so
+    a power cut could still lose the rename. The write happened: it must not be answered as failed."""
+
+    def __init__(self, cause: OSError, new_signature: Signature | None) -> None:
+        super().__init__(cause.errno, f"the data directory could not be synced after a write: {cause.strerror or cause}")
+        self.signature = new_signature
+
+
 def replace(path: Path, records: dict[str, Entry]) -> Signature | None:
-    """Durably replace the file's content; returns the new file's signature."""
+    """Durably replace the file's content; returns the new file's signature.
+
+    Raises ``OSError`` when nothing changed on disk, ``Unsynced`` when the change is in place
+    but its durability is not certain.
+    """
     temp = _temp_path(path, "tmp")
     try:
         _write_synced(temp, render(records))
@@ -199,8 +212,27 @@ def replace(path: Path, records: dict[str, Entry]) -> Signature | None:
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
-    _fsync_directory(path.parent)
+    try:
+        _fsync_directory(path.parent)
+    except OSError as exc:
+        raise Unsynced(exc, signature(path)) from exc
     return signature(path)
+
+
+def write_small(path: Path, data: bytes) -> None:
+    """Durably replace a small sidecar file (temp, fsync, rename, directory fsync)."""
+    temp = _temp_path(path, "tmp")
+    try:
+        _write_synced(temp, [data])
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+    _fsync_directory(path.parent)
+
+
+def ids_path(path: Path) -> Path:
+    """The sidecar holding the next integer id: never lower than any id ever given out."""
+    return path.with_name(path.name + ".next-id")
 
 
 def _write_synced(path: Path, pieces: list[bytes]) -> None:

@@ -21,6 +21,7 @@ import datetime as dt
 import fcntl
 import logging
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -29,7 +30,7 @@ from typing import Any, TypeVar
 import orjson
 
 from cms_mock import storage_file
-from cms_mock.errors import RecordNotFound, StoreUnavailable
+from cms_mock.errors import ApiError, CorruptDataFile, RecordNotFound, StoreUnavailable
 from cms_mock.storage_file import Entry, Signature, encode
 
 logger = logging.getLogger(__name__)
@@ -100,7 +101,10 @@ class Store:
         self._queue: list[tuple[Callable[[_Batch], Any], asyncio.Future[Any]]] = []
         self._writer: asyncio.Task[None] | None = None
         self._committing = False
-        self.last_error: str | None = None
+        self._closed = False
+        self._damaged: tuple[Signature, str] | None = None  # the file as another hand left it, and why it cannot be read
+        self._unsynced: str | None = None  # a write that is in place but whose directory sync failed
+        self._probed: tuple[float, str | None] = (-1.0, None)
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -109,8 +113,11 @@ class Store:
         if self.path is None:
             self._adopt(self._sample_records())
             return
+        if self.path.is_symlink():  # write through to the target: replacing the link would orphan it
+            target = self.path.resolve()
+            logger.info("%s is a link to %s: the data, its .bak and its lock live beside the target", self.path, target)
+            self.path = target
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = os.open(storage_file.lock_path(self.path), os.O_RDWR | os.O_CREAT, 0o644)
         with self._locked_sync():
             storage_file.remove_temp_files(self.path)
             records = storage_file.load_or_recover(self.path)
@@ -119,9 +126,11 @@ class Store:
                 storage_file.replace(self.path, records)
                 logger.info("created %s with %d sample records", self.path, len(records))
             self._adopt(records, storage_file.signature(self.path))
+            self._read_next_id()
 
     async def close(self) -> None:
         """Finish every queued write, then release the lock file."""
+        self._closed = True  # from now on a write is refused, never made without the lock
         while self._writer is not None and not self._writer.done():
             await asyncio.shield(self._writer)
         if self._lock_fd is not None:
@@ -153,17 +162,43 @@ class Store:
         return entry[0]
 
     def problem(self) -> str | None:
-        """Why the store cannot work now, or None when it can."""
+        """Why the store cannot work now, or None when it can: the present, not the last failure."""
         if self.path is None:
             return None
+        self._refresh()
+        if self._damaged is not None:
+            return self._damaged[1]
         directory = self.path.parent
         if not directory.is_dir():
             return f"data directory {directory} is missing"
-        if not os.access(directory, os.W_OK):
-            return f"data directory {directory} is not writable"
         if not os.access(self.path, os.R_OK):
             return f"data file {self.path} is not readable"
-        return self.last_error
+        return self._probe() or self._unsynced
+
+    def _probe(self) -> str | None:
+        """Whether a small file can be written and synced in the data directory now (checked at
+        most once a second, so a busy health check costs no more than one fsync a second)."""
+        assert self.path is not None
+        when, result = self._probed
+        now = time.monotonic()
+        if now - when < 1.0:
+            return result
+        probe = self.path.with_name(f".{self.path.name}.probe-{os.getpid()}")
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, b"probe")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            result = None
+        except OSError as exc:
+            result = f"data directory {self.path.parent} cannot take a write: {exc.strerror or exc}"
+        finally:
+            with contextlib.suppress(OSError):
+                probe.unlink()
+        self._probed = (now, result)
+        return result
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -194,6 +229,8 @@ class Store:
     # -- the writer ------------------------------------------------------------------------
 
     async def _submit(self, change: Callable[[_Batch], _T]) -> _T:
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
         future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
         self._queue.append((change, future))
         if self._writer is None or self._writer.done():
@@ -218,14 +255,22 @@ class Store:
                 fresh = await asyncio.to_thread(self._read_if_changed)
                 if fresh is not None:
                     self._adopt(*fresh)
+                await asyncio.to_thread(self._read_next_id)
             self._committing = True  # caught up and holding the lock: only we change the file now
             try:
+                if self._damaged is not None:  # never write over a file someone else damaged
+                    refused = StoreUnavailable(self._damaged[1])
+                    outcomes = [(future, None, refused) for _, future in queued]
+                    queued = []
                 batch = _Batch(self._records, self._next_int)
                 for change, future in queued:
                     try:
                         outcomes.append((future, change(batch), None))
-                    except RecordNotFound as exc:
+                    except ApiError as exc:
                         outcomes.append((future, None, exc))
+                    except Exception as exc:  # this change alone fails; its neighbours go on
+                        logger.exception("a change could not be made")
+                        outcomes.append((future, None, ApiError(f"The change could not be made: {type(exc).__name__}: {exc}")))
                 if batch.changes:
                     failure = await self._persist(batch)
                     if failure is not None:
@@ -246,14 +291,20 @@ class Store:
         signature = None
         if self.path is not None:
             try:
+                if batch.next_int > self._next_int:  # the ids given out are durable before any record holds one
+                    await asyncio.to_thread(storage_file.write_small, storage_file.ids_path(self.path), f"{batch.next_int}\n".encode())
                 signature = await asyncio.to_thread(storage_file.replace, self.path, records)
+                self._unsynced = None
+            except storage_file.Unsynced as exc:  # in place and served: answered as done, reported by /health
+                logger.error("%s; %d changes are in place but may not survive a power cut", exc, len(batch.changes))
+                self._unsynced = str(exc)
+                signature = exc.signature
             except OSError as exc:
-                self.last_error = f"cannot write {self.path}: {exc}"
                 logger.error("write failed, %d changes refused: %s", len(batch.changes), exc)
+                self._probed = (-1.0, None)  # the next health check looks again
                 with contextlib.suppress(Exception):  # memory becomes what the file is, whatever step failed
                     self._catch_up()
                 return StoreUnavailable(str(exc))
-            self.last_error = None
         self._install(records, signature)
         self._next_int = max(self._next_int, batch.next_int)
         return None
@@ -280,11 +331,27 @@ class Store:
         signature = storage_file.signature(self.path)
         if signature is None or signature == self._signature:
             return None  # unchanged, or deleted under us: memory holds the last acknowledged state
+        if self._damaged is not None and self._damaged[0] == signature:
+            return None  # still the damaged file: keep serving the last good state
         logger.info("%s was changed by another process; re-reading it", self.path)
-        records = storage_file.load(self.path, known=self._records)
+        try:
+            records = storage_file.load(self.path, known=self._records)
+        except CorruptDataFile as exc:
+            logger.error("%s; serving the last good state, refusing writes until the file is repaired", exc)
+            self._damaged = (signature, f"data file {self.path} was changed by hand and cannot be read ({exc.reason}); repair or restore it")
+            return None
+        self._damaged = None
         if records is None:
             return None
         return records, signature
+
+    def _read_next_id(self) -> None:
+        """Ids go on from the durable high-water mark, so a deleted id is never given out again,
+        by any worker, before or after a restart."""
+        if self._ids != "int" or self.path is None:
+            return
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            self._next_int = max(self._next_int, int(storage_file.ids_path(self.path).read_text()))
 
     def _catch_up(self) -> None:
         fresh = self._read_if_changed()
@@ -296,25 +363,45 @@ class Store:
         if self.path is not None and not self._committing:
             self._catch_up()
 
+    def _lock_blocking(self) -> int:
+        """Hold an exclusive lock on the lock file that is on disk now, and return its descriptor.
+
+        Someone may delete or replace the lock file while we wait for it: a lock on a file that
+        is no longer at that path excludes nobody (the next writer opens the new one), so after
+        taking it we check it is still the file at the path, and start again if not.
+        """
+        assert self.path is not None
+        lock = storage_file.lock_path(self.path)
+        while True:
+            if self._lock_fd is None:
+                self._lock_fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            held = os.fstat(self._lock_fd)
+            try:
+                current = os.stat(lock)
+            except FileNotFoundError:
+                current = None
+            if current is not None and (current.st_ino, current.st_dev) == (held.st_ino, held.st_dev):
+                return self._lock_fd
+            logger.warning("%s was deleted or replaced while the service runs; locking the file there now", lock)
+            os.close(self._lock_fd)  # closing releases the stale lock
+            self._lock_fd = None
+
     @contextlib.contextmanager
     def _locked_sync(self) -> Any:
-        assert self._lock_fd is not None
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        fd = self._lock_blocking()
         try:
             yield
         finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     @contextlib.asynccontextmanager
     async def _locked(self) -> Any:
-        if self._lock_fd is None:
+        if self.path is None:
             yield
             return
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            await asyncio.to_thread(fcntl.flock, self._lock_fd, fcntl.LOCK_EX)
+        fd = await asyncio.to_thread(self._lock_blocking)
         try:
             yield
         finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
