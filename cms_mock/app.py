@@ -6,10 +6,12 @@ environment on first access (module ``__getattr__``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import functools
 import logging
+import os
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -35,6 +37,7 @@ from cms_mock.settings import Settings
 from cms_mock.spec_routes import SpecRoutes
 from cms_mock.store import Store
 from cms_mock.validation import VALIDATOR_MAP, check_patterns
+from cms_mock.workers import SUPERVISOR, tie_to_supervisor
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +115,19 @@ def create_app(settings: Settings) -> AsyncApp:
     return app
 
 
+def check_store(settings: Settings) -> None:
+    """Open and close the store once, as a worker will: raises ``CorruptDataFile`` (or
+    ``OSError``) now, in the supervisor, rather than in workers it would start again and again."""
+    service = SERVICES[settings.service]
+    store = Store(settings.data_dir / service.data_file, ids=service.ids, samples=service.samples)
+    store.open()
+    asyncio.run(store.close())
+
+
 @functools.cache
 def _app_from_environment() -> AsyncApp:
+    if SUPERVISOR in os.environ:  # a worker of ``cms-mock --workers N``
+        tie_to_supervisor(int(os.environ[SUPERVISOR]))
     settings = Settings.from_env()
     configure_logging(settings.log_level, force=False)  # a host that set up logging keeps it
     return create_app(settings)

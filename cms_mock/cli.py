@@ -20,10 +20,12 @@ from pathlib import Path
 import uvicorn
 
 from cms_mock import __version__
-from cms_mock.app import create_app
+from cms_mock.app import check_store, create_app
+from cms_mock.errors import CorruptDataFile
 from cms_mock.logs import configure_logging
 from cms_mock.services import SERVICES
 from cms_mock.settings import Settings, SettingsError, parse_origins
+from cms_mock.workers import SUPERVISOR
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -115,6 +117,7 @@ def _export(settings: Settings) -> None:
         LOG_LEVEL=settings.log_level,
         WORKERS=str(settings.workers),
         MAX_BODY_BYTES=str(settings.max_body_bytes),
+        **{SUPERVISOR: str(os.getpid())},
     )
 
 
@@ -141,6 +144,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if len(all_settings) > 1:
             print("cms-mock: --workers serves one service at a time", file=sys.stderr)
             return 2
+        try:
+            check_store(first)
+        except CorruptDataFile as exc:
+            print(f"cms-mock: refusing to start: {exc}", file=sys.stderr)
+            return 3
         _export(first)
         uvicorn.run("cms_mock.app:app", host=first.host, port=_port(first), workers=first.workers, log_config=None, access_log=False, ws="none")
         return 0

@@ -39,6 +39,13 @@ def worker_pids(server: LiveServer) -> list[int]:
     return children
 
 
+def running(pid: int) -> bool:
+    try:
+        return b"zombie" not in Path(f"/proc/{pid}/status").read_bytes().lower()
+    except FileNotFoundError:
+        return False
+
+
 @pytest.mark.parametrize("lock_deleted", [False, True], ids=["lock-file-kept", "lock-file-deleted-and-a-worker-respawned"])
 def test_8_clients_x_250_creates_leave_exactly_2000_new_records(two_workers, lock_deleted):
     """With the lock file deleted and a worker respawned, the new worker once locked a new lock file
@@ -152,3 +159,31 @@ def test_a_worker_sigkilled_during_writes_does_not_stop_the_service(two_workers)
     assert len(acknowledged) >= 25
     stored = json.loads((two_workers.data_dir / "customers.json").read_bytes())
     assert set(acknowledged) <= set(stored)
+
+
+def test_with_two_workers_a_store_that_cannot_open_stops_the_start_with_status_3(tmp_path):
+    """It once exited 0 (uvicorn's supervisor saw its workers fail and stopped quietly)."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "customers.json").write_text('{"truncated": ')
+    result = subprocess.run(
+        [sys.executable, "-m", "cms_mock", "--workers", "2", "--data-dir", str(data_dir), "--port", "0"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 3
+    assert "is not a valid data file" in result.stderr
+    assert (data_dir / "customers.json").read_text() == '{"truncated": '
+
+
+def test_workers_stop_when_their_supervisor_is_killed(two_workers):
+    """After ``kill -9`` of the supervisor, its workers once went on serving and holding the port."""
+    workers = worker_pids(two_workers)
+    assert len(workers) == 2
+    assert two_workers.process is not None
+    os.kill(two_workers.process.pid, signal.SIGKILL)
+    two_workers.process.wait()
+    deadline = time.monotonic() + 20
+    while any(running(pid) for pid in workers):
+        assert time.monotonic() < deadline, "workers outlived their supervisor"
+        time.sleep(0.1)
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{two_workers.url}/health", timeout=2)
