@@ -25,7 +25,7 @@ from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
 from starlette.middleware.cors import CORSMiddleware
 
-from cms_mock import error_responses
+from cms_mock import error_responses, protocol
 from cms_mock.documents import DOCS, Documents
 from cms_mock.errors import CorruptDataFile
 from cms_mock.gate import RequestGate
@@ -130,6 +130,7 @@ def _app_from_environment() -> AsyncApp:
         tie_to_supervisor(int(os.environ[SUPERVISOR]))
     settings = Settings.from_env()
     configure_logging(settings.log_level, force=False)  # a host that set up logging keeps it
+    protocol.limit(settings.head_timeout, settings.max_head_bytes, settings.max_connections)
     return create_app(settings)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import uvicorn
 
-from cms_mock import __version__
+from cms_mock import __version__, protocol
 from cms_mock.app import check_store, create_app
 from cms_mock.errors import CorruptDataFile
 from cms_mock.logs import configure_logging
@@ -101,6 +101,7 @@ def _config(settings: Settings) -> uvicorn.Config:
         port=_port(settings),
         log_config=None,
         access_log=False,
+        http=protocol.NAME,
         ws="none",  # no operation is a WebSocket: an upgrade request is an HTTP request like any other
         timeout_graceful_shutdown=10,
     )
@@ -117,6 +118,9 @@ def _export(settings: Settings) -> None:
         LOG_LEVEL=settings.log_level,
         WORKERS=str(settings.workers),
         MAX_BODY_BYTES=str(settings.max_body_bytes),
+        HEAD_TIMEOUT=str(settings.head_timeout),
+        MAX_HEAD_BYTES=str(settings.max_head_bytes),
+        MAX_CONNECTIONS=str(settings.max_connections),
         **{SUPERVISOR: str(os.getpid())},
     )
 
@@ -140,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(all_settings[0].log_level)
     first = all_settings[0]
+    protocol.limit(first.head_timeout, first.max_head_bytes, first.max_connections)
     if first.workers > 1:
         if len(all_settings) > 1:
             print("cms-mock: --workers serves one service at a time", file=sys.stderr)
@@ -150,7 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"cms-mock: refusing to start: {exc}", file=sys.stderr)
             return 3
         _export(first)
-        uvicorn.run("cms_mock.app:app", host=first.host, port=_port(first), workers=first.workers, log_config=None, access_log=False, ws="none")
+        uvicorn.run(
+            "cms_mock.app:app", host=first.host, port=_port(first), workers=first.workers, log_config=None, access_log=False, http=protocol.NAME, ws="none"
+        )
         return 0
     servers = [_Server(_config(settings)) for settings in all_settings]
     return asyncio.run(_serve(servers))

@@ -37,6 +37,16 @@ def _parse_int(name: str, raw: str, minimum: int) -> int:
     return value
 
 
+def _parse_seconds(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not 0 < value <= 3600:
+        raise SettingsError(f"{name} must be more than 0 and at most 3600 seconds, not {raw}")
+    return value
+
+
 _ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s?#]+", re.IGNORECASE)
 MAX_WORKERS = 4 * (os.cpu_count() or 1)
 """More workers than this only compete for the cores (each holds every record in memory)."""
@@ -82,6 +92,9 @@ class Settings:
     log_level: str = "info"
     workers: int = 1
     max_body_bytes: int = 1024 * 1024
+    head_timeout: float = 10.0
+    max_head_bytes: int = 64 * 1024
+    max_connections: int = 2048
     api_key: str | None = None
     api_key_reads: bool = False
     notices: tuple[str, ...] = dataclasses.field(default=(), compare=False)
@@ -117,6 +130,12 @@ class Settings:
             values["workers"] = _parse_int("WORKERS", env["WORKERS"], 1)
         if "MAX_BODY_BYTES" in env:
             values["max_body_bytes"] = _parse_int("MAX_BODY_BYTES", env["MAX_BODY_BYTES"], 1)
+        if "HEAD_TIMEOUT" in env:
+            values["head_timeout"] = _parse_seconds("HEAD_TIMEOUT", env["HEAD_TIMEOUT"])
+        if "MAX_HEAD_BYTES" in env:
+            values["max_head_bytes"] = _parse_int("MAX_HEAD_BYTES", env["MAX_HEAD_BYTES"], 1024)
+        if "MAX_CONNECTIONS" in env:
+            values["max_connections"] = _parse_int("MAX_CONNECTIONS", env["MAX_CONNECTIONS"], 1)
         if env.get("API_KEY"):
             values["api_key"] = env["API_KEY"]
         elif "API_KEY" in env:
