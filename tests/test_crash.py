@@ -1,6 +1,7 @@
 """SIGKILL the server at random moments while clients write; nothing acknowledged is lost.
 
-Each round starts the real server (alternately with one and two workers) over the same data
+Each round starts the real server (alternately with one and two workers; every fourth round
+also deletes the lock file while the writers run) over the same data
 directory, runs concurrent writers that record every 2xx they receive, kills the whole
 process group at a random moment, and checks the files and, after a restart, the data.
 ``CRASH_ROUNDS`` sets the number of rounds (the slow tox environment runs 30).
@@ -133,6 +134,9 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_write(tmp_path):
         try:
             for thread in threads:
                 thread.start()
+            if round_number % 4 == 3:  # every fourth round (two workers) someone deletes the lock file mid-run
+                time.sleep(rng.uniform(0.1, 0.5))
+                (data_dir / "customers.json.lock").unlink(missing_ok=True)
             time.sleep(rng.uniform(0.2, 1.5))
         finally:
             server.send_signal(signal.SIGKILL)
