@@ -6,11 +6,11 @@ from typing import Any
 
 from starlette.responses import Response
 
-from cms_mock.runtime import current, json_response
+from cms_mock.runtime import current, json_array_response, json_response
 
 
 async def list_profiles() -> Response:
-    return json_response(current().store.list())
+    return json_array_response(current().store.list())
 
 
 async def create_profile(body: dict[str, Any]) -> Response:

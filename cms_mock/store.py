@@ -95,7 +95,7 @@ class Store:
         self._samples = samples
         self._records: dict[str, Entry] = {}
         self._next_int = 1
-        self._list_cache: bytes | None = None
+        self._list_cache: builtins.list[bytes] | None = None
         self._signature: Signature | None = None
         self._lock_fd: int | None = None
         self._queue: list[tuple[Callable[[_Batch], Any], asyncio.Future[Any]]] = []
@@ -143,15 +143,16 @@ class Store:
         self._refresh()
         return len(self._records)
 
-    def list(self) -> bytes:
-        """Every record as one JSON array, built once per change rather than once per request."""
+    def list(self) -> builtins.list[bytes]:
+        """Every record's JSON, in creation order.
+
+        One list per version of the records, shared by every reader of that version, and the
+        records' bytes are shared by every version: a reader that stalls holds a list of
+        references (0.8 MB at 100,000 customers), not a 35 MB body of its own.
+        """
         self._refresh()
         if self._list_cache is None:
-            parts = [entry[0] for entry in self._records.values()]
-            if parts:  # the brackets go on the end pieces, so the whole is copied once, not three times
-                parts[0] = b"[" + parts[0]
-                parts[-1] = parts[-1] + b"]"
-            self._list_cache = b",".join(parts) if parts else b"[]"
+            self._list_cache = [entry[0] for entry in self._records.values()]
         return self._list_cache
 
     def get(self, key: str) -> bytes:

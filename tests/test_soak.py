@@ -9,13 +9,16 @@ the figures; it asserts no timings.
 from __future__ import annotations
 
 import os
+import socket
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bench.dataset import write_customers
 from bench.load import run_wrk
-from tests.conftest import LiveServer
+from tests.conftest import NEW_CUSTOMER, LiveServer
 
 SECONDS = float(os.environ.get("SOAK_SECONDS", "60"))
 CUSTOMERS = 1000
@@ -49,3 +52,34 @@ def test_soak_mixed_crud_100_connections(tmp_path):
         assert not any(run["errors"].values()), run["errors"]
     assert soak["requests"] > SECONDS * 100
     assert growth < 0.10
+
+
+@pytest.mark.slow
+def test_stalled_readers_of_a_large_list_do_not_pin_memory(tmp_path):
+    """25 clients each write, then ask for the 100,000-customer list and never read it: every
+    version of the list was a 35 MB body of its own, and RSS rose from 184 to 1,042 MiB."""
+    write_customers(tmp_path / "data", 100_000)
+    server = LiveServer(tmp_path / "data").start()
+    held = []
+    try:
+        assert server.process is not None
+        httpx.get(f"{server.url}/api/customers", timeout=60)
+        idle = rss_kib(server.process.pid)
+        peak = idle
+        for n in range(25):
+            httpx.post(f"{server.url}/api/customers", json={**NEW_CUSTOMER, "name": f"stall-{n}"}).raise_for_status()
+            sock = socket.create_connection(("127.0.0.1", server.port))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.sendall(b"GET /api/customers HTTP/1.1\r\nHost: x\r\n\r\n")
+            held.append(sock)
+            peak = max(peak, rss_kib(server.process.pid))
+        for _ in range(10):
+            time.sleep(0.5)
+            peak = max(peak, rss_kib(server.process.pid))
+        assert httpx.get(f"{server.url}/health").status_code == 200  # still serving
+    finally:
+        for sock in held:
+            sock.close()
+        server.stop()
+    print(f"stalled readers: idle {idle // 1024} MiB, peak {peak // 1024} MiB ({peak / idle:.2f}x)")
+    assert peak < 1.5 * idle

@@ -7,9 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Route
+from starlette.testclient import TestClient
 
 from cms_mock import samples
 from cms_mock.errors import CorruptDataFile, RecordNotFound
+from cms_mock.runtime import json_array_response
 from cms_mock.storage_file import _document, _members, _records, render
 from cms_mock.store import Store
 from tests.conftest import NEW_CUSTOMER, build_client
@@ -39,7 +43,7 @@ def test_every_write_is_on_disk_when_acknowledged_and_the_previous_version_is_th
     on_disk = json.loads(path.read_bytes())
     assert on_disk[created["id"]] == created
     assert (tmp_path / "customers.json.bak").read_bytes() == before
-    assert on_disk == {c["id"]: c for c in json.loads(store.list())}
+    assert on_disk == {c["id"]: c for c in listed(store)}
 
 
 def test_data_survives_a_restart_of_the_app(tmp_path):
@@ -53,14 +57,29 @@ def test_data_survives_a_restart_of_the_app(tmp_path):
         assert client.get(f"/api/customers/{created['id']}").json()["status"] == "inactive"
 
 
-def test_the_list_is_a_json_array_at_every_size(tmp_path):
+def listed(store: Store) -> list[dict]:
+    return [json.loads(part) for part in store.list()]
+
+
+def test_the_list_is_every_record_in_creation_order_at_every_size(tmp_path):
     store = open_store(tmp_path)
     first, second = samples.customers()
-    assert json.loads(store.list()) == [first, second]
+    assert listed(store) == [first, second]
     asyncio.run(store.delete(first["id"]))
-    assert json.loads(store.list()) == [second]
+    assert listed(store) == [second]
     asyncio.run(store.delete(second["id"]))
-    assert store.list() == b"[]"
+    assert store.list() == []
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 5000])
+def test_the_served_list_is_one_json_array_small_or_streamed(count):
+    """Over 1 MiB the array is streamed in slices built from the records: it must still be one array."""
+    parts = [json.dumps({"n": n, "pad": "x" * 300}).encode() for n in range(count)]
+    response = json_array_response(parts)
+    with TestClient(Starlette(routes=[Route("/", lambda _request: response)])) as client:
+        served = client.get("/")
+    assert [item["n"] for item in served.json()] == list(range(count))
+    assert int(served.headers["content-length"]) == len(served.content)
 
 
 def test_an_empty_store_is_an_empty_object_and_stays_empty_after_restart(tmp_path):
@@ -189,4 +208,4 @@ def test_member_by_member_reading_agrees_with_a_whole_parse(tmp_path):
 def test_a_valid_file_in_another_layout_is_read_whole(tmp_path, indent):
     customers = {c["id"]: c for c in samples.customers()}
     (tmp_path / "customers.json").write_text(json.dumps(customers, indent=indent))
-    assert json.loads(open_store(tmp_path).list()) == list(customers.values())
+    assert listed(open_store(tmp_path)) == list(customers.values())
