@@ -158,3 +158,12 @@ def test_a_body_of_any_json_type_or_none_is_validated_then_stored(client, conten
 def test_an_operation_without_a_body_ignores_the_body_and_its_type(client, method, content_type):
     response = client.request(method, "/api/customers/e20a1b70-67c9-4fb4-9f6d-56ba97a87c14", content=b"--x\r\n", headers={"content-type": content_type})
     assert response.status_code == (200 if method == "GET" else 204)
+
+
+def test_a_value_over_its_max_length_is_never_searched_by_its_pattern():
+    """Cheap checks first: a megabyte in one field once cost 280 ms in the email check."""
+    from cms_mock.validation import RequestValidator
+
+    schema = {"type": "string", "maxLength": 5, "pattern": "^a+$"}
+    assert [e.validator for e in RequestValidator(schema).iter_errors("b" * 10)] == ["maxLength"]
+    assert [e.validator for e in RequestValidator(schema).iter_errors("bb")] == ["pattern"]
