@@ -256,7 +256,8 @@ class Store:
                 fresh = await asyncio.to_thread(self._read_if_changed)
                 if fresh is not None:
                     self._adopt(*fresh)
-                await asyncio.to_thread(self._read_next_id)
+                if self._ids == "int":
+                    await asyncio.to_thread(self._read_next_id)
             self._committing = True  # caught up and holding the lock: only we change the file now
             try:
                 if self._damaged is not None:  # never write over a file someone else damaged
@@ -364,8 +365,9 @@ class Store:
         if self.path is not None and not self._committing:
             self._catch_up()
 
-    def _lock_blocking(self) -> int:
-        """Hold an exclusive lock on the lock file that is on disk now, and return its descriptor.
+    def _lock(self, wait: bool = True) -> int | None:
+        """Hold an exclusive lock on the lock file that is on disk now, and return its descriptor
+        (None when ``wait`` is false and another process holds it).
 
         Someone may delete or replace the lock file while we wait for it: a lock on a file that
         is no longer at that path excludes nobody (the next writer opens the new one), so after
@@ -376,7 +378,10 @@ class Store:
         while True:
             if self._lock_fd is None:
                 self._lock_fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return None
             held = os.fstat(self._lock_fd)
             try:
                 current = os.stat(lock)
@@ -390,7 +395,8 @@ class Store:
 
     @contextlib.contextmanager
     def _locked_sync(self) -> Any:
-        fd = self._lock_blocking()
+        fd = self._lock()
+        assert fd is not None
         try:
             yield
         finally:
@@ -401,7 +407,10 @@ class Store:
         if self.path is None:
             yield
             return
-        fd = await asyncio.to_thread(self._lock_blocking)
+        fd = self._lock(wait=False)  # free most of the time: no thread hop then
+        if fd is None:
+            fd = await asyncio.to_thread(self._lock)
+        assert fd is not None
         try:
             yield
         finally:
