@@ -9,7 +9,7 @@ from typing import Any
 from connexion import request
 from starlette.responses import Response, StreamingResponse
 
-from cms_mock.store import Store
+from cms_mock.store import Listing, Store
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,9 +48,10 @@ def json_array_response(parts: list[bytes]) -> Response:
     would also hold a copy in its transport buffer; in slices, uvicorn's flow control holds one
     slice at a time.
     """
-    size = sum(map(len, parts)) + max(len(parts) - 1, 0) + 2
+    listing = parts if isinstance(parts, Listing) else Listing(parts)  # the store's carries its size and body
+    size = listing.size
     if size <= _STREAM_OVER:
-        return Response(content=b"[" + b",".join(parts) + b"]", media_type="application/json")
+        return Response(content=listing.body, media_type="application/json")
 
     async def slices() -> AsyncIterator[bytes]:
         pending, length = [b"["], 1

@@ -19,6 +19,7 @@ import builtins
 import contextlib
 import datetime as dt
 import fcntl
+import functools
 import logging
 import os
 import time
@@ -46,6 +47,19 @@ def timestamp(after: str | None = None) -> str:
         floor = dt.datetime.fromisoformat(after) + dt.timedelta(microseconds=1)
         now = max(now, floor)
     return now.strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+class Listing(builtins.list[bytes]):
+    """Every record's JSON in creation order, with the array's size and, for a small array, its
+    whole body: computed once per version of the records, not once per request."""
+
+    @functools.cached_property
+    def size(self) -> int:
+        return sum(map(len, self)) + max(len(self) - 1, 0) + 2
+
+    @functools.cached_property
+    def body(self) -> bytes:
+        return b"[" + b",".join(self) + b"]"
 
 
 class _Batch:
@@ -95,7 +109,7 @@ class Store:
         self._samples = samples
         self._records: dict[str, Entry] = {}
         self._next_int = 1
-        self._list_cache: builtins.list[bytes] | None = None
+        self._list_cache: Listing | None = None
         self._signature: Signature | None = None
         self._lock_fd: int | None = None
         self._queue: list[tuple[Callable[[_Batch], Any], asyncio.Future[Any]]] = []
@@ -143,7 +157,7 @@ class Store:
         self._refresh()
         return len(self._records)
 
-    def list(self) -> builtins.list[bytes]:
+    def list(self) -> Listing:
         """Every record's JSON, in creation order.
 
         One list per version of the records, shared by every reader of that version, and the
@@ -152,7 +166,7 @@ class Store:
         """
         self._refresh()
         if self._list_cache is None:
-            self._list_cache = [entry[0] for entry in self._records.values()]
+            self._list_cache = Listing(entry[0] for entry in self._records.values())
         return self._list_cache
 
     def get(self, key: str) -> bytes:
