@@ -12,7 +12,7 @@ COPY pyproject.toml README.md ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt
 
-COPY openapi.yaml profile-openapi.yaml ./
+COPY *openapi.yaml hatch_build.py ./
 COPY cms_mock ./cms_mock
 RUN pip install --no-deps . \
     && useradd --create-home --uid 10001 cms \

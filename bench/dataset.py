@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cms_mock.storage_file import encode, render
+from cms_mock.datafile import encode, render
 
 
 def customer_id(index: int) -> str:

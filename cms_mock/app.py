@@ -26,16 +26,16 @@ from connexion.resolver import Resolver
 from starlette.middleware.cors import CORSMiddleware
 
 from cms_mock import error_responses, protocol
+from cms_mock.backends import make_store, where
 from cms_mock.documents import DOCS, Documents
-from cms_mock.errors import CorruptDataFile
+from cms_mock.errors import StoreRefused
 from cms_mock.gate import RequestGate
 from cms_mock.logs import configure_logging
 from cms_mock.middleware import AccessLog, ApiKeyGuard, BodyLimit
 from cms_mock.runtime import Runtime
-from cms_mock.services import SERVICES
+from cms_mock.services import service as service_named
 from cms_mock.settings import Settings
 from cms_mock.spec_routes import SpecRoutes
-from cms_mock.store import Store
 from cms_mock.validation import VALIDATOR_MAP, check_patterns
 from cms_mock.workers import SUPERVISOR, tie_to_supervisor
 
@@ -57,23 +57,22 @@ def load_spec(path: Any) -> dict[str, Any]:
 
 def create_app(settings: Settings) -> AsyncApp:
     """Build the app for ``settings.service``; its store opens when the app starts."""
-    service = SERVICES[settings.service]
+    service = service_named(settings.service)
     spec = load_spec(service.spec_path)
     check_patterns(spec)
-    data_path = None if settings.in_memory else settings.data_dir / service.data_file
     for notice in settings.notices:
         logger.warning("%s", notice)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
-        store = Store(data_path, ids=service.ids, samples=service.samples)
+        store = make_store(settings, service)
         try:
-            store.open()
-        except CorruptDataFile as exc:
+            await store.open()
+        except StoreRefused as exc:
             logger.critical("refusing to start: %s", exc)
             raise
         runtime = Runtime(spec, store)
-        logger.info("%s serving %d records from %s", runtime.title, store.count(), data_path or "memory")
+        logger.info("%s serving the records in %s", runtime.title, where(settings, service))
         try:
             yield {"runtime": runtime}
         finally:
@@ -116,12 +115,15 @@ def create_app(settings: Settings) -> AsyncApp:
 
 
 def check_store(settings: Settings) -> None:
-    """Open and close the store once, as a worker will: raises ``CorruptDataFile`` (or
+    """Open and close the store once, as a worker will: raises ``StoreRefused`` (or
     ``OSError``) now, in the supervisor, rather than in workers it would start again and again."""
-    service = SERVICES[settings.service]
-    store = Store(settings.data_dir / service.data_file, ids=service.ids, samples=service.samples)
-    store.open()
-    asyncio.run(store.close())
+    store = make_store(settings, service_named(settings.service))
+
+    async def check() -> None:
+        await store.open()
+        await store.close()
+
+    asyncio.run(check())
 
 
 @functools.cache

@@ -15,15 +15,14 @@ import signal
 import socket
 import sys
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import uvicorn
 
-from cms_mock import __version__, protocol
+from cms_mock import __version__, protocol, transfer
 from cms_mock.app import check_store, create_app
-from cms_mock.errors import CorruptDataFile
+from cms_mock.errors import StoreRefused
 from cms_mock.logs import configure_logging
-from cms_mock.services import SERVICES
+from cms_mock.services import SERVICES, service
 from cms_mock.settings import Settings, SettingsError, parse_origins
 from cms_mock.workers import SUPERVISOR
 
@@ -32,14 +31,17 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cms-mock",
         description="Contract-first, stateful mocks of the CMS (port 3001) and Customer Profile (port 8000) services.",
-        epilog="Every flag overrides its environment variable: HOST, PORT, DEBUG, CORS_ORIGINS, DATA_DIR, LOG_LEVEL, WORKERS, MAX_BODY_BYTES.",
+        epilog=(
+            "Every flag overrides its environment variable: HOST, PORT, DEBUG, CORS_ORIGINS, DATA_DIR, DATABASE_URL, DATABASE_TIMEOUT, "
+            "LOG_LEVEL, WORKERS, MAX_BODY_BYTES. 'cms-mock export --help' and 'cms-mock import --help' move records between stores."
+        ),
     )
-    parser.add_argument("words", nargs="*", metavar="[serve] {cms,profile,all}", help="what to serve (default: cms)")
+    parser.add_argument("words", nargs="*", metavar=f"[serve] {{{','.join(SERVICES)},all}}", help="what to serve (default: cms)")
     parser.add_argument("--host", help="interface to listen on (default 0.0.0.0)")
-    parser.add_argument("--port", type=int, help="port (default 3001 for cms, 8000 for profile)")
-    parser.add_argument("--cms-port", type=int, default=3001, help="the CMS port with 'all' (default 3001)")
-    parser.add_argument("--profile-port", type=int, default=8000, help="the profile port with 'all' (default 8000)")
-    parser.add_argument("--data-dir", type=Path, help="directory of the data files (default ./data)")
+    parser.add_argument("--port", type=int, help=f"port (default {', '.join(f'{s.default_port} for {s.key}' for s in SERVICES.values())})")
+    for entry in SERVICES.values():
+        parser.add_argument(f"--{entry.key}-port", type=int, default=entry.default_port, help=f"the {entry.key} port with 'all' (default {entry.default_port})")
+    transfer.add_store_flags(parser)
     parser.add_argument("--in-memory", action="store_true", default=None, help="keep data in memory only, write nothing")
     parser.add_argument("--workers", type=int, help="uvicorn worker processes sharing the data directory (default 1)")
     parser.add_argument("--log-level", help="critical, error, warning, info (default) or debug")
@@ -54,7 +56,8 @@ def _target(words: Sequence[str]) -> str:
     if words[:1] == ["serve"]:
         words = words[1:]
     if len(words) > 1 or (words and words[0] not in (*SERVICES, "all")):
-        raise SettingsError(f"unknown command {' '.join(words)!r}: use 'serve cms', 'serve profile' or 'serve all'")
+        choices = ", ".join(f"'serve {name}'" for name in (*SERVICES, "all"))
+        raise SettingsError(f"unknown command {' '.join(words)!r}: use {choices}, 'export' or 'import'")
     return words[0] if words else "cms"
 
 
@@ -91,7 +94,7 @@ async def _serve(servers: list[_Server]) -> int:
 
 
 def _port(settings: Settings) -> int:
-    return settings.port if settings.port is not None else SERVICES[settings.service].default_port
+    return settings.port if settings.port is not None else service(settings.service).default_port
 
 
 def _config(settings: Settings) -> uvicorn.Config:
@@ -121,21 +124,26 @@ def _export(settings: Settings) -> None:
         HEAD_TIMEOUT=str(settings.head_timeout),
         MAX_HEAD_BYTES=str(settings.max_head_bytes),
         MAX_CONNECTIONS=str(settings.max_connections),
+        DATABASE_TIMEOUT=str(settings.database_timeout),
+        **({"DATABASE_URL": settings.database_url} if settings.database_url else {}),
         **{SUPERVISOR: str(os.getpid())},
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] in (["export"], ["import"]):
+        return transfer.main(argv)
     args = _parser().parse_args(argv)
     flags = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(Settings)}
     try:
         target = _target(args.words)
-        services = list(SERVICES) if target == "all" else [target]
+        names = list(SERVICES) if target == "all" else [target]
         all_settings = []
-        for service in services:
-            overrides = dict(flags, service=service)
+        for name in names:
+            overrides = dict(flags, service=service(name).key)
             if target == "all":
-                overrides["port"] = args.cms_port if service == "cms" else args.profile_port
+                overrides["port"] = getattr(args, f"{name}_port")
             all_settings.append(Settings.from_env(None, **overrides))
         for settings in all_settings:
             settings.check_data_dir()
@@ -151,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         try:
             check_store(first)
-        except CorruptDataFile as exc:
+        except StoreRefused as exc:
             print(f"cms-mock: refusing to start: {exc}", file=sys.stderr)
             return 3
         _export(first)

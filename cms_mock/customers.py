@@ -10,7 +10,7 @@ from cms_mock.runtime import current, json_array_response, json_response
 
 
 async def list_customers() -> Response:
-    return json_array_response(current().store.list())
+    return json_array_response(await current().store.list())
 
 
 async def create_customer(body: dict[str, Any]) -> Response:
@@ -19,7 +19,7 @@ async def create_customer(body: dict[str, Any]) -> Response:
 
 
 async def get_customer(customer_id: str) -> Response:
-    return json_response(current().store.get(customer_id))
+    return json_response(await current().store.get(customer_id))
 
 
 async def update_customer(customer_id: str, body: dict[str, Any]) -> Response:

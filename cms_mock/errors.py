@@ -38,18 +38,19 @@ class ApiError(Exception):
 class RecordNotFound(ApiError):
     status = 404
 
-    def __init__(self, key: str) -> None:
-        super().__init__(f"Customer with ID {key} not found")
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
         self.key = key
 
 
 class StoreUnavailable(ApiError):
-    """A change could not be made durable; nothing was changed."""
+    """The store cannot do what was asked now; the reason says whether anything changed."""
 
     status = 503
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"Storage unavailable: {reason}")
+        self.reason = reason
 
 
 class InvalidBody(ApiError):
@@ -82,7 +83,12 @@ class InvalidParameter(ApiError):
     status = 400
 
 
-class CorruptDataFile(Exception):
+class StoreRefused(Exception):
+    """The store cannot be opened as it is, and must not be changed to make it so (a damaged
+    data file, a database schema newer than this version knows): the service does not start."""
+
+
+class CorruptDataFile(StoreRefused):
     """The data file exists but is not a store; the service refuses to overwrite it."""
 
     def __init__(self, path: Path, reason: str) -> None:

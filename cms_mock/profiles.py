@@ -10,7 +10,7 @@ from cms_mock.runtime import current, json_array_response, json_response
 
 
 async def list_profiles() -> Response:
-    return json_array_response(current().store.list())
+    return json_array_response(await current().store.list())
 
 
 async def create_profile(body: dict[str, Any]) -> Response:
@@ -19,7 +19,7 @@ async def create_profile(body: dict[str, Any]) -> Response:
 
 
 async def get_profile(customer_id: int) -> Response:
-    return json_response(current().store.get(str(customer_id)))
+    return json_response(await current().store.get(str(customer_id)))
 
 
 async def update_profile(customer_id: int, body: dict[str, Any]) -> Response:

@@ -9,7 +9,7 @@ from typing import Any
 from connexion import request
 from starlette.responses import Response, StreamingResponse
 
-from cms_mock.store import Listing, Store
+from cms_mock.store import Listing, Records, RecordStore
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,7 +17,7 @@ class Runtime:
     """Opened in the app's lifespan; one per app, so tests never share state."""
 
     spec: dict[str, Any]
-    store: Store
+    store: RecordStore
 
     @property
     def title(self) -> str:
@@ -39,8 +39,9 @@ class Runtime:
         return {name: body[name] if name in body else defaults[name] for name in schema["properties"] if name in body or name in defaults}
 
 
-def json_array_response(parts: list[bytes]) -> Response:
-    """A JSON array of items already serialised; over 1 MiB, streamed in slices built as they go.
+def json_array_response(records: Records) -> Response:
+    """A JSON array of items already serialised; over 1 MiB or of unknown size, streamed in
+    slices built as they go.
 
     The slices are made from the items, not cut from one joined body: every version of a large
     list would otherwise be a body of its own (35 MB at 100,000 customers), held as long as the
@@ -48,25 +49,26 @@ def json_array_response(parts: list[bytes]) -> Response:
     would also hold a copy in its transport buffer; in slices, uvicorn's flow control holds one
     slice at a time.
     """
-    listing = parts if isinstance(parts, Listing) else Listing(parts)  # the store's carries its size and body
-    size = listing.size
-    if size <= _STREAM_OVER:
-        return Response(content=listing.body, media_type="application/json")
+    if isinstance(records, Listing) and records.size <= _STREAM_OVER:
+        return Response(content=records.body, media_type="application/json")
 
     async def slices() -> AsyncIterator[bytes]:
-        pending, length = [b"["], 1
-        for index, part in enumerate(parts):
-            if index:
-                pending.append(b",")
-            pending.append(part)
-            length += len(part) + 1
-            if length >= _SLICE:
-                yield b"".join(pending)
-                pending, length = [], 0
+        pending, length, first = [b"["], 1, True
+        async for batch in records.batches():
+            for part in batch:
+                if not first:
+                    pending.append(b",")
+                first = False
+                pending.append(part)
+                length += len(part) + 1
+                if length >= _SLICE:
+                    yield b"".join(pending)
+                    pending, length = [], 0
         pending.append(b"]")
         yield b"".join(pending)
 
-    return StreamingResponse(slices(), media_type="application/json", headers={"Content-Length": str(size)})
+    known = {"Content-Length": str(records.size)} if isinstance(records, Listing) else None  # else chunked
+    return StreamingResponse(slices(), media_type="application/json", headers=known)
 
 
 def current() -> Runtime:

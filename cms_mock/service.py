@@ -6,6 +6,7 @@ import orjson
 from connexion import request
 from starlette.responses import Response
 
+from cms_mock.errors import StoreUnavailable
 from cms_mock.runtime import current, json_response
 
 
@@ -48,14 +49,15 @@ async def get_service_info() -> Response:
 
 
 async def get_health() -> Response:
-    """Healthy only when the store can still read and write its file; 503 says why not."""
+    """Healthy only when the store can read and write now; 503 says why not (and leaves out
+    the count when the store cannot give it, rather than guess)."""
     runtime = current()
-    problem = runtime.store.problem()
-    health: dict[str, object] = {
-        "status": "unhealthy" if problem else "healthy",
-        "service": runtime.title,
-        "total_customers": runtime.store.count(),
-    }
+    problem = await runtime.store.problem()
+    health: dict[str, object] = {"status": "unhealthy" if problem else "healthy", "service": runtime.title}
+    try:
+        health["total_customers"] = await runtime.store.count()
+    except StoreUnavailable as exc:
+        problem = problem or exc.reason
     if problem:
-        health["reason"] = problem
+        health.update(status="unhealthy", reason=problem)
     return json_response(orjson.dumps(health), 503 if problem else 200)

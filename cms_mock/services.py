@@ -1,17 +1,19 @@
-"""The contracts this engine serves: each is a spec, a data file, an id policy and a dialect.
+"""The contracts this engine serves: each is a spec, its records' rules, a dialect and a port.
 
-Adding a service is a spec file, a handlers module and an entry here; nothing else changes.
+Adding a service is a spec file at the repository root, a handlers module and an entry here;
+nothing else changes (settings, the command line's flags, the store, packaging and the image
+read this table).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from cms_mock import samples
 from cms_mock.error_responses import DetailDialect, Dialect, ErrorDialect
+from cms_mock.records import RecordRules
+from cms_mock.settings import SettingsError
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -21,10 +23,12 @@ class Service:
     key: str
     spec_file: str
     data_file: str
-    ids: str
+    """The JSON store's file in ``DATA_DIR``."""
     default_port: int
-    samples: Callable[[], list[dict[str, Any]]]
+    rules: RecordRules
     dialect: Dialect
+    record_schema: str
+    """The spec's schema of a stored record: what ``cms-mock import`` checks each record against."""
 
     @property
     def spec_path(self) -> Path:
@@ -32,8 +36,21 @@ class Service:
         bundled = _PACKAGE / "specs" / self.spec_file
         return bundled if bundled.exists() else _PACKAGE.parent / self.spec_file
 
+    @property
+    def table(self) -> str:
+        """The PostgreSQL store's table."""
+        return f"{self.key}_records"
+
 
 SERVICES = {
-    "cms": Service("cms", "openapi.yaml", "customers.json", "uuid4", 3001, samples.customers, DetailDialect()),
-    "profile": Service("profile", "profile-openapi.yaml", "profiles.json", "int", 8000, samples.profiles, ErrorDialect()),
+    "cms": Service("cms", "openapi.yaml", "customers.json", 3001, RecordRules("uuid4", samples.customers), DetailDialect(), "Customer"),
+    "profile": Service("profile", "profile-openapi.yaml", "profiles.json", 8000, RecordRules("int", samples.profiles), ErrorDialect(), "Profile"),
 }
+
+
+def service(key: str) -> Service:
+    """The service named ``key``; a ``SettingsError`` naming the known ones otherwise."""
+    try:
+        return SERVICES[key]
+    except KeyError:
+        raise SettingsError(f"SERVICE must be one of {', '.join(SERVICES)}, not {key!r}") from None

@@ -47,6 +47,7 @@ def _parse_seconds(name: str, raw: str) -> float:
     return value
 
 
+_DATABASE_URL = re.compile(r"postgres(ql)?://", re.IGNORECASE)
 _ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s?#]+", re.IGNORECASE)
 MAX_WORKERS = 4 * (os.cpu_count() or 1)
 """More workers than this only compete for the cores (each holds every record in memory)."""
@@ -97,6 +98,10 @@ class Settings:
     max_connections: int = 2048
     api_key: str | None = None
     api_key_reads: bool = False
+    database_url: str | None = None
+    """``postgresql://user:password@host:port/dbname``: records live in PostgreSQL, not in ``data_dir``."""
+    database_timeout: float = 5.0
+    """The longest a request waits for the database (connecting, or one statement) before a 503."""
     notices: tuple[str, ...] = dataclasses.field(default=(), compare=False)
     """What reading the environment decided that the log should say (an empty ``API_KEY``)."""
 
@@ -140,6 +145,10 @@ class Settings:
             values["api_key"] = env["API_KEY"]
         elif "API_KEY" in env:
             notices.append("API_KEY is set but empty: taken as unset, so no request needs a key")
+        if env.get("DATABASE_URL", "").strip():
+            values["database_url"] = env["DATABASE_URL"].strip()
+        if "DATABASE_TIMEOUT" in env:
+            values["database_timeout"] = _parse_seconds("DATABASE_TIMEOUT", env["DATABASE_TIMEOUT"])
         if "API_KEY_READS" in env:
             values["api_key_reads"] = _parse_bool("API_KEY_READS", env["API_KEY_READS"])
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -152,7 +161,7 @@ class Settings:
     def check_data_dir(self) -> None:
         """Make ``data_dir`` if needed and refuse it unless this process can write there; a
         start that could not keep a single write should stop here, with the reason."""
-        if self.in_memory:
+        if self.in_memory or self.database_url:
             return
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -163,8 +172,6 @@ class Settings:
 
     def check(self) -> None:
         """Refuse combinations that cannot work, before anything starts."""
-        if self.service not in {"cms", "profile"}:
-            raise SettingsError(f"SERVICE must be cms or profile, not {self.service!r}")
         if self.log_level not in {"critical", "error", "warning", "info", "debug"}:
             raise SettingsError(f"LOG_LEVEL must be one of critical, error, warning, info, debug, not {self.log_level!r}")
         if self.port is not None and not 0 <= self.port <= 65535:
@@ -175,3 +182,13 @@ class Settings:
             raise SettingsError("API_KEY is blank: no client could send it; unset it or give a key")
         if self.in_memory and self.workers > 1:
             raise SettingsError("--in-memory cannot be combined with several workers: each would hold its own data")
+        if self.database_url is not None:
+            if self.in_memory:
+                raise SettingsError("--in-memory cannot be combined with DATABASE_URL: choose where records live")
+            if not _DATABASE_URL.match(self.database_url):
+                raise SettingsError("DATABASE_URL must be postgresql://user:password@host:port/dbname (or postgres://...)")
+
+    @property
+    def database_shown(self) -> str | None:
+        """``database_url`` without its password, for logs and messages."""
+        return None if self.database_url is None else re.sub(r"(://[^:/@]*:).*@", r"\1***@", self.database_url)

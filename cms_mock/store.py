@@ -1,57 +1,23 @@
-"""The record store: every record in memory, every change on disk before it is acknowledged.
+"""The one seam between the API and wherever records live.
 
-Records live in memory as JSON bytes, twice: compact (served as is by GET) and as the
-pretty-printed fragment of the data file, so a write joins fragments instead of
-re-serialising every record. Changes are queued and committed in groups by one writer task:
-concurrent writes share one file replace and one set of fsyncs. Readers only ever see
-committed data, so a write that fails leaves memory exactly as the file is.
-
-Several processes may share one data directory: a commit holds an exclusive ``flock`` on a
-permanent lock file, re-reads the data file first if another process replaced it, and
-readers re-read it when its identity changed, so every process reads its own and every
-other process's acknowledged writes.
+Handlers, the runtime and the command line use a ``RecordStore``; backends implement it:
+``store_file.FileStore`` (the seed's JSON file, the default), ``store_memory.MemoryStore``
+(``--in-memory``) and ``store_postgres.PostgresStore`` (``DATABASE_URL``). What a record is and
+how it changes is the same for all of them (``records.RecordRules``). Records cross the seam as
+compact JSON bytes, served as they are, never parsed and encoded again.
 """
 
 from __future__ import annotations
 
-import asyncio
 import builtins
-import contextlib
-import datetime as dt
-import fcntl
 import functools
-import logging
-import os
-import time
-import uuid
-from collections.abc import Callable, Iterable
-from pathlib import Path
-from typing import Any, TypeVar
-
-import orjson
-
-from cms_mock import storage_file
-from cms_mock.errors import ApiError, CorruptDataFile, RecordNotFound, StoreUnavailable
-from cms_mock.storage_file import Entry, Signature, encode
-
-logger = logging.getLogger(__name__)
-
-_DELETED = None
-_T = TypeVar("_T")
-
-
-def timestamp(after: str | None = None) -> str:
-    """UTC now as the seed writes it, strictly later than ``after`` so updates always move it."""
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    if after is not None:
-        floor = dt.datetime.fromisoformat(after) + dt.timedelta(microseconds=1)
-        now = max(now, floor)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.%f")
+from collections.abc import AsyncIterator, Iterable
+from typing import Any, Protocol
 
 
 class Listing(builtins.list[bytes]):
-    """Every record's JSON in creation order, with the array's size and, for a small array, its
-    whole body: computed once per version of the records, not once per request."""
+    """Every record's JSON in creation order, held in memory, with the array's size and, for a
+    small array, its whole body: computed once per version of the records, not once per request."""
 
     @functools.cached_property
     def size(self) -> int:
@@ -61,371 +27,55 @@ class Listing(builtins.list[bytes]):
     def body(self) -> bytes:
         return b"[" + b",".join(self) + b"]"
 
-
-class _Batch:
-    """The view one group commit works on: committed records plus this batch's changes."""
-
-    def __init__(self, committed: dict[str, Entry], next_int: int) -> None:
-        self.committed = committed
-        self.changes: dict[str, Entry | None] = {}
-        self.next_int = next_int
-
-    def get(self, key: str) -> dict[str, Any]:
-        entry = self.changes[key] if key in self.changes else self.committed.get(key)
-        if entry is None:
-            raise RecordNotFound(key)
-        record: dict[str, Any] = orjson.loads(entry[0])
-        return record
-
-    def put(self, record: dict[str, Any]) -> bytes:
-        entry = encode(record)
-        self.changes[str(record["id"])] = entry
-        return entry[0]
-
-    def delete(self, key: str) -> None:
-        self.get(key)
-        self.changes[key] = _DELETED
-
-    def merged(self) -> dict[str, Entry]:
-        records = dict(self.committed)
-        for key, entry in self.changes.items():
-            if entry is None:
-                records.pop(key, None)
-            else:
-                records[key] = entry
-        return records
+    async def batches(self) -> AsyncIterator[builtins.list[bytes]]:
+        yield self
 
 
-class Store:
-    """Records keyed by id, persisted to one JSON file (or nowhere, when ``path`` is None).
+class Streamed:
+    """Records read in batches while the answer is sent: its size is not known in advance."""
 
-    :param ids: ``"uuid4"`` for server-made UUID strings, ``"int"`` for 1, 2, 3, ...
-    :param samples: the records a new store starts with.
+    def __init__(self, batches: AsyncIterator[builtins.list[bytes]]) -> None:
+        self._batches = batches
+
+    def batches(self) -> AsyncIterator[builtins.list[bytes]]:
+        return self._batches
+
+
+Records = Listing | Streamed
+
+
+class RecordStore(Protocol):
+    """Records keyed by id (a string: the data file's member name, whatever the id's JSON type).
+
+    Every write is durable before it returns; every read sees every write acknowledged before
+    it began, by this process or any other sharing the store. Errors are ``errors.ApiError``s:
+    ``RecordNotFound`` (404) and ``StoreUnavailable`` (503, saying whether anything changed).
     """
 
-    def __init__(self, path: Path | None, *, ids: str, samples: Callable[[], Iterable[dict[str, Any]]]) -> None:
-        self.path = path
-        self._ids = ids
-        self._samples = samples
-        self._records: dict[str, Entry] = {}
-        self._next_int = 1
-        self._list_cache: Listing | None = None
-        self._signature: Signature | None = None
-        self._lock_fd: int | None = None
-        self._queue: list[tuple[Callable[[_Batch], Any], asyncio.Future[Any]]] = []
-        self._writer: asyncio.Task[None] | None = None
-        self._committing = False
-        self._closed = False
-        self._damaged: tuple[Signature, str] | None = None  # the file as another hand left it, and why it cannot be read
-        self._unsynced: str | None = None  # a write that is in place but whose directory sync failed
-        self._probed: tuple[float, str | None] = (-1.0, None)
-
-    # -- life cycle ------------------------------------------------------------------------
-
-    def open(self) -> None:
-        """Load the data file, or create it with the sample records when it does not exist."""
-        if self.path is None:
-            self._adopt(self._sample_records())
-            return
-        if self.path.is_symlink():  # write through to the target: replacing the link would orphan it
-            target = self.path.resolve()
-            logger.info("%s is a link to %s: the data, its .bak and its lock live beside the target", self.path, target)
-            self.path = target
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._locked_sync():
-            storage_file.remove_temp_files(self.path)
-            records = storage_file.load_or_recover(self.path)
-            if records is None:
-                records = self._sample_records()
-                storage_file.replace(self.path, records)
-                logger.info("created %s with %d sample records", self.path, len(records))
-            self._adopt(records, storage_file.signature(self.path))
-            self._read_next_id()
+    async def open(self) -> None:
+        """Make the store ready: create it with the samples if it was never initialised.
+        Raises ``errors.StoreRefused`` when it exists but must not be used."""
 
     async def close(self) -> None:
-        """Finish every queued write, then release the lock file."""
-        self._closed = True  # from now on a write is refused, never made without the lock
-        while self._writer is not None and not self._writer.done():
-            await asyncio.shield(self._writer)
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        """Finish what was acknowledged; refuse writes from now on."""
 
-    # -- reads -----------------------------------------------------------------------------
+    async def list(self) -> Records:
+        """Every record, in creation order."""
 
-    def count(self) -> int:
-        self._refresh()
-        return len(self._records)
+    async def get(self, key: str) -> bytes: ...
 
-    def list(self) -> Listing:
-        """Every record's JSON, in creation order.
-
-        One list per version of the records, shared by every reader of that version, and the
-        records' bytes are shared by every version: a reader that stalls holds a list of
-        references (0.8 MB at 100,000 customers), not a 35 MB body of its own.
-        """
-        self._refresh()
-        if self._list_cache is None:
-            self._list_cache = Listing(entry[0] for entry in self._records.values())
-        return self._list_cache
-
-    def get(self, key: str) -> bytes:
-        self._refresh()
-        entry = self._records.get(key)
-        if entry is None:
-            raise RecordNotFound(key)
-        return entry[0]
-
-    def problem(self) -> str | None:
-        """Why the store cannot work now, or None when it can: the present, not the last failure."""
-        if self.path is None:
-            return None
-        self._refresh()
-        if self._damaged is not None:
-            return self._damaged[1]
-        directory = self.path.parent
-        if not directory.is_dir():
-            return f"data directory {directory} is missing"
-        if not os.access(self.path, os.R_OK):
-            return f"data file {self.path} is not readable"
-        return self._probe() or self._unsynced
-
-    def _probe(self) -> str | None:
-        """Whether a small file can be written and synced in the data directory now (checked at
-        most once a second, so a busy health check costs no more than one fsync a second)."""
-        assert self.path is not None
-        when, result = self._probed
-        now = time.monotonic()
-        if now - when < 1.0:
-            return result
-        probe = self.path.with_name(f".{self.path.name}.probe-{os.getpid()}")
-        try:
-            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.write(fd, b"probe")
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            result = None
-        except OSError as exc:
-            result = f"data directory {self.path.parent} cannot take a write: {exc.strerror or exc}"
-        finally:
-            with contextlib.suppress(OSError):
-                probe.unlink()
-        self._probed = (now, result)
-        return result
-
-    # -- writes ----------------------------------------------------------------------------
+    async def count(self) -> int: ...
 
     async def create(self, fields: dict[str, Any]) -> bytes:
-        def change(batch: _Batch) -> bytes:
-            if self._ids == "int":
-                new_id: object = batch.next_int
-                batch.next_int += 1
-            else:
-                new_id = str(uuid.uuid4())
-            now = timestamp()
-            return batch.put({"id": new_id, **fields, "created_at": now, "updated_at": now})
+        """A new record from declared ``fields``, with an id and timestamps the store makes."""
 
-        return await self._submit(change)
+    async def update(self, key: str, changes: dict[str, Any]) -> bytes: ...
 
-    async def update(self, key: str, changes: dict[str, Any]) -> bytes:
-        def change(batch: _Batch) -> bytes:
-            record = batch.get(key)
-            record.update(changes)
-            record["updated_at"] = timestamp(after=record["updated_at"])
-            return batch.put(record)
+    async def delete(self, key: str) -> None: ...
 
-        return await self._submit(change)
+    async def replace_all(self, records: Iterable[dict[str, Any]]) -> None:
+        """Every record at once, as given (ids and timestamps included), in one durable change;
+        integer ids given out later go on after the highest one ever used."""
 
-    async def delete(self, key: str) -> None:
-        await self._submit(lambda batch: batch.delete(key))
-
-    # -- the writer ------------------------------------------------------------------------
-
-    async def _submit(self, change: Callable[[_Batch], _T]) -> _T:
-        if self._closed:
-            raise StoreUnavailable("the store is closed")
-        future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
-        self._queue.append((change, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._drain())
-        return await future
-
-    async def _drain(self) -> None:
-        while self._queue:
-            queued, self._queue = self._queue, []
-            try:
-                await self._commit(queued)
-            except Exception as exc:  # never leave a request waiting forever
-                logger.exception("commit failed")
-                for _, future in queued:
-                    if not future.done():
-                        future.set_exception(StoreUnavailable(str(exc)))
-
-    async def _commit(self, queued: builtins.list[tuple[Callable[[_Batch], Any], asyncio.Future[Any]]]) -> None:
-        outcomes: list[tuple[asyncio.Future[Any], Any, Exception | None]] = []
-        async with self._locked():
-            if self.path is not None:
-                fresh = await asyncio.to_thread(self._read_if_changed)
-                if fresh is not None:
-                    self._adopt(*fresh)
-                if self._ids == "int":
-                    await asyncio.to_thread(self._read_next_id)
-            self._committing = True  # caught up and holding the lock: only we change the file now
-            try:
-                if self._damaged is not None:  # never write over a file someone else damaged
-                    refused = StoreUnavailable(self._damaged[1])
-                    outcomes = [(future, None, refused) for _, future in queued]
-                    queued = []
-                batch = _Batch(self._records, self._next_int)
-                for change, future in queued:
-                    try:
-                        outcomes.append((future, change(batch), None))
-                    except ApiError as exc:
-                        outcomes.append((future, None, exc))
-                    except Exception as exc:  # this change alone fails; its neighbours go on
-                        logger.exception("a change could not be made")
-                        outcomes.append((future, None, ApiError(f"The change could not be made: {type(exc).__name__}: {exc}")))
-                if batch.changes:
-                    failure = await self._persist(batch)
-                    if failure is not None:
-                        outcomes = [(future, None, error or failure) for future, _, error in outcomes]
-            finally:
-                self._committing = False
-        for future, result, error in outcomes:
-            if future.done():  # the client went away; the change stands
-                continue
-            if error is None:
-                future.set_result(result)
-            else:
-                future.set_exception(error)
-
-    async def _persist(self, batch: _Batch) -> StoreUnavailable | None:
-        """Make the batch durable, then visible; on failure neither, and say why."""
-        records = batch.merged()
-        signature = None
-        if self.path is not None:
-            try:
-                if batch.next_int > self._next_int:  # the ids given out are durable before any record holds one
-                    await asyncio.to_thread(storage_file.write_small, storage_file.ids_path(self.path), f"{batch.next_int}\n".encode())
-                signature = await asyncio.to_thread(storage_file.replace, self.path, records)
-                self._unsynced = None
-            except storage_file.Unsynced as exc:  # in place and served: answered as done, reported by /health
-                logger.error("%s; %d changes are in place but may not survive a power cut", exc, len(batch.changes))
-                self._unsynced = str(exc)
-                signature = exc.signature
-            except OSError as exc:
-                logger.error("write failed, %d changes refused: %s", len(batch.changes), exc)
-                self._probed = (-1.0, None)  # the next health check looks again
-                with contextlib.suppress(Exception):  # memory becomes what the file is, whatever step failed
-                    self._catch_up()
-                return StoreUnavailable(str(exc))
-        self._install(records, signature)
-        self._next_int = max(self._next_int, batch.next_int)
-        return None
-
-    # -- file and lock ---------------------------------------------------------------------
-
-    def _install(self, records: dict[str, Entry], signature: Signature | None = None) -> None:
-        self._records = records
-        self._list_cache = None
-        if signature is not None:
-            self._signature = signature
-
-    def _adopt(self, records: dict[str, Entry], signature: Signature | None = None) -> None:
-        """Install records read from elsewhere (the file, the samples): ids go on after theirs."""
-        self._install(records, signature)
-        if self._ids == "int":  # never hand out an id again while this process runs
-            self._next_int = max(self._next_int, max((int(k) for k in records), default=0) + 1)
-
-    def _sample_records(self) -> dict[str, Entry]:
-        return {str(r["id"]): encode(r) for r in self._samples()}
-
-    def _read_if_changed(self) -> tuple[dict[str, Entry], Signature] | None:
-        assert self.path is not None
-        signature = storage_file.signature(self.path)
-        if signature is None or signature == self._signature:
-            return None  # unchanged, or deleted under us: memory holds the last acknowledged state
-        if self._damaged is not None and self._damaged[0] == signature:
-            return None  # still the damaged file: keep serving the last good state
-        logger.info("%s was changed by another process; re-reading it", self.path)
-        try:
-            records = storage_file.load(self.path, known=self._records)
-        except CorruptDataFile as exc:
-            logger.error("%s; serving the last good state, refusing writes until the file is repaired", exc)
-            self._damaged = (signature, f"data file {self.path} was changed by hand and cannot be read ({exc.reason}); repair or restore it")
-            return None
-        self._damaged = None
-        if records is None:
-            return None
-        return records, signature
-
-    def _read_next_id(self) -> None:
-        """Ids go on from the durable high-water mark, so a deleted id is never given out again,
-        by any worker, before or after a restart."""
-        if self._ids != "int" or self.path is None:
-            return
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            self._next_int = max(self._next_int, int(storage_file.ids_path(self.path).read_text()))
-
-    def _catch_up(self) -> None:
-        fresh = self._read_if_changed()
-        if fresh is not None:
-            self._adopt(*fresh)
-
-    def _refresh(self) -> None:
-        """Pick up another process's writes; our own commit holds the lock, so skip it then."""
-        if self.path is not None and not self._committing:
-            self._catch_up()
-
-    def _lock(self, wait: bool = True) -> int | None:
-        """Hold an exclusive lock on the lock file that is on disk now, and return its descriptor
-        (None when ``wait`` is false and another process holds it).
-
-        Someone may delete or replace the lock file while we wait for it: a lock on a file that
-        is no longer at that path excludes nobody (the next writer opens the new one), so after
-        taking it we check it is still the file at the path, and start again if not.
-        """
-        assert self.path is not None
-        lock = storage_file.lock_path(self.path)
-        while True:
-            if self._lock_fd is None:
-                self._lock_fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return None
-            held = os.fstat(self._lock_fd)
-            try:
-                current = os.stat(lock)
-            except FileNotFoundError:
-                current = None
-            if current is not None and (current.st_ino, current.st_dev) == (held.st_ino, held.st_dev):
-                return self._lock_fd
-            logger.warning("%s was deleted or replaced while the service runs; locking the file there now", lock)
-            os.close(self._lock_fd)  # closing releases the stale lock
-            self._lock_fd = None
-
-    @contextlib.contextmanager
-    def _locked_sync(self) -> Any:
-        fd = self._lock()
-        assert fd is not None
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-
-    @contextlib.asynccontextmanager
-    async def _locked(self) -> Any:
-        if self.path is None:
-            yield
-            return
-        fd = self._lock(wait=False)  # free most of the time: no thread hop then
-        if fd is None:
-            fd = await asyncio.to_thread(self._lock)
-        assert fd is not None
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+    async def problem(self) -> str | None:
+        """Why the store cannot work now (the present, not the last failure), or None."""

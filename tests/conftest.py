@@ -22,6 +22,7 @@ import pytest
 
 from cms_mock.app import create_app
 from cms_mock.settings import Settings
+from tests.postgres import Cluster, server_binaries
 
 NODE_DIR = Path(__file__).parent / "node"
 
@@ -42,15 +43,51 @@ def build_client(data_dir: Path, **settings: object):
     return app.test_client()
 
 
+def require(component: str, why: str) -> None:
+    """Skip a test whose component is missing, except in CI (``CI=true``), where that fails the
+    run: a check that quietly does not run proves nothing."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{component} is missing; {why}")
+    pytest.skip(f"{component} is not installed (with CI=true this fails)")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    """A throwaway PostgreSQL server for the whole session (see ``tests/postgres.py``)."""
+    bindir = server_binaries()
+    if bindir is None:
+        require("PostgreSQL", ".ci/run installs Debian's postgresql package")
+    assert bindir is not None
+    cluster = Cluster(bindir, free_port())
+    try:
+        cluster.init()
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+BACKENDS = ["file", "postgres"]
+"""The stores the API suite runs over: the seed's JSON file, and PostgreSQL."""
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> dict[str, object]:
+    """Settings that put a test's records in one backend: a new database for PostgreSQL."""
+    if request.param == "postgres":
+        return {"database_url": request.getfixturevalue("postgres").database()}
+    return {}
+
+
 @pytest.fixture
-def client(tmp_path: Path) -> Iterator[httpx.Client]:
-    with build_client(tmp_path) as test_client:
+def client(tmp_path: Path, backend: dict[str, object]) -> Iterator[httpx.Client]:
+    with build_client(tmp_path, **backend) as test_client:
         yield test_client
 
 
 @pytest.fixture
-def profile_client(tmp_path: Path) -> Iterator[httpx.Client]:
-    with build_client(tmp_path, service="profile") as test_client:
+def profile_client(tmp_path: Path, backend: dict[str, object]) -> Iterator[httpx.Client]:
+    with build_client(tmp_path, service="profile", **backend) as test_client:
         yield test_client
 
 
@@ -141,9 +178,7 @@ def node_bin() -> Path:
     """
     npm = shutil.which("npm")
     if npm is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("npm is missing; .ci/run installs Node and npm")
-        pytest.skip("npm is not installed (with CI=true this fails)")
+        require("npm", ".ci/run installs Node and npm")
     installed = NODE_DIR / "node_modules" / ".package-lock.json"
     if not installed.exists() or installed.stat().st_mtime < (NODE_DIR / "package-lock.json").stat().st_mtime:
         subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True, capture_output=True, timeout=900)

@@ -44,8 +44,10 @@ def test_every_operation_conforms_in_process(case):
 
 
 @pytest.mark.parametrize("service", sorted(SPECS))
-def test_schemathesis_cli_against_a_live_server(tmp_path, service):
-    server = LiveServer(tmp_path / "data", "serve", service).start()
+def test_schemathesis_cli_against_a_live_server(tmp_path, service, backend):
+    """On the JSON file and on PostgreSQL (``backend``): the same contract, whatever holds the records."""
+    env = {"DATABASE_URL": str(backend["database_url"])} if backend else {}
+    server = LiveServer(tmp_path / "data", "serve", service, env=env).start()
     try:
         result = subprocess.run(
             [

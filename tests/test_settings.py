@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from cms_mock.services import service
 from cms_mock.settings import MAX_WORKERS, Settings, SettingsError
 
 
@@ -63,7 +64,8 @@ def test_flags_override_the_environment():
         ({"CORS_ORIGINS": "[1, 2]"}, "CORS_ORIGINS"),
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
         ({"WORKERS": "0"}, "WORKERS"),
-        ({"SERVICE": "billing"}, "SERVICE"),
+        ({"DATABASE_URL": "mysql://u@h/d"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "postgresql://u@h/d", "WORKERS": "1", "DATABASE_TIMEOUT": "0"}, "DATABASE_TIMEOUT"),
         ({"PORT": "70000"}, "PORT"),
         ({"CORS_ORIGINS": '{"a": 1}'}, "CORS_ORIGINS"),
         ({"CORS_ORIGINS": "http://a.test http://b.test"}, "CORS_ORIGINS"),
@@ -76,6 +78,21 @@ def test_flags_override_the_environment():
 def test_bad_values_are_refused_naming_the_variable(env, named):
     with pytest.raises(SettingsError, match=named):
         Settings.from_env(env)
+
+
+def test_an_unknown_service_is_refused_naming_the_known_ones():
+    with pytest.raises(SettingsError, match="SERVICE must be one of cms, profile, not 'billing'"):
+        service("billing")
+
+
+def test_memory_and_a_database_together_are_refused():
+    with pytest.raises(SettingsError, match="--in-memory cannot be combined with DATABASE_URL"):
+        Settings.from_env({"DATABASE_URL": "postgresql://u@h/d"}, in_memory=True)
+
+
+def test_a_database_password_is_never_shown():
+    settings = Settings.from_env({"DATABASE_URL": "postgresql://cms:s3cr@t@db:5432/cms"})
+    assert settings.database_shown == "postgresql://cms:***@db:5432/cms"
 
 
 def test_debug_means_debug_logging_unless_a_level_is_given():

@@ -15,9 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cms_mock import samples, storage_file
+from cms_mock import datafile, samples
 from cms_mock.errors import ApiError, StoreUnavailable
-from cms_mock.store import Store
+from cms_mock.services import SERVICES
+from cms_mock.store_file import FileStore
 from tests.conftest import NEW_CUSTOMER, LiveServer
 
 PROFILE = {
@@ -30,9 +31,9 @@ PROFILE = {
 }
 
 
-def opened(path: Path, ids: str = "uuid4") -> Store:
-    store = Store(path, ids=ids, samples=samples.customers if ids == "uuid4" else samples.profiles)
-    store.open()
+def opened(path: Path, ids: str = "uuid4") -> FileStore:
+    store = FileStore(path, SERVICES["cms" if ids == "uuid4" else "profile"].rules)
+    asyncio.run(store.open())
     return store
 
 
@@ -40,7 +41,7 @@ def test_a_writer_locks_the_lock_file_on_disk_now_not_a_deleted_one(tmp_path):
     """A lock on a deleted lock file excludes no process that opens the new one."""
     path = tmp_path / "customers.json"
     first = opened(path)
-    lock = storage_file.lock_path(path)
+    lock = datafile.lock_path(path)
     lock.unlink()
     second = opened(path)  # a worker started after the deletion: it creates and locks a new file
     asyncio.run(first.create(dict(NEW_CUSTOMER)))
@@ -58,22 +59,22 @@ def test_a_deleted_profile_id_is_never_given_out_again_by_another_worker_or_afte
     asyncio.run(second.delete(str(again["id"])))
     restarted = opened(path, "int")
     assert json.loads(asyncio.run(restarted.create(dict(PROFILE))))["id"] == again["id"] + 1
-    assert storage_file.ids_path(path).read_text() == f"{again['id'] + 2}\n"
+    assert datafile.ids_path(path).read_text() == f"{again['id'] + 2}\n"
 
 
 def test_a_data_file_damaged_in_place_is_served_as_it_was_and_never_overwritten(tmp_path):
     path = tmp_path / "customers.json"
     store = opened(path)
-    before = store.list()
+    before = asyncio.run(store.list())
     path.write_text("{ x")
-    assert store.list() == before  # reads go on from the last good state
-    assert "cannot be read" in (store.problem() or "")
+    assert asyncio.run(store.list()) == before  # reads go on from the last good state
+    assert "cannot be read" in (asyncio.run(store.problem()) or "")
     with pytest.raises(StoreUnavailable, match="changed by hand"):
         asyncio.run(store.create(dict(NEW_CUSTOMER)))
     assert path.read_text() == "{ x"
-    path.write_bytes(b"".join(storage_file.render({c["id"]: storage_file.encode(c) for c in samples.customers()[:1]})))
-    assert len(store.list()) == 1  # repaired: read again, and writes work
-    assert store.problem() is None
+    path.write_bytes(b"".join(datafile.render({c["id"]: datafile.encode(c) for c in samples.customers()[:1]})))
+    assert len(asyncio.run(store.list())) == 1  # repaired: read again, and writes work
+    assert asyncio.run(store.problem()) is None
     asyncio.run(store.create(dict(NEW_CUSTOMER)))
 
 
@@ -83,10 +84,10 @@ def test_health_reflects_the_present_not_the_last_failure(tmp_path):
     data_dir.rename(tmp_path / "away")
     with pytest.raises(StoreUnavailable):
         asyncio.run(store.create(dict(NEW_CUSTOMER)))
-    assert "missing" in (store.problem() or "")
+    assert "missing" in (asyncio.run(store.problem()) or "")
     (tmp_path / "away").rename(data_dir)
     time.sleep(1.1)  # the write probe runs at most once a second
-    assert store.problem() is None  # no write has succeeded since, and it is healthy
+    assert asyncio.run(store.problem()) is None  # no write has succeeded since, and it is healthy
 
 
 def test_one_bad_change_fails_alone_and_its_neighbours_are_made(tmp_path):
@@ -117,13 +118,13 @@ def test_a_write_whose_directory_sync_fails_is_answered_as_done_and_reported(tmp
     def failing_sync(_directory: Path) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(storage_file, "_fsync_directory", failing_sync)
+    monkeypatch.setattr(datafile, "_fsync_directory", failing_sync)
     created = json.loads(asyncio.run(store.create(dict(NEW_CUSTOMER))))
     assert json.loads(path.read_bytes())[created["id"]] == created
-    assert "could not be synced" in (store.problem() or "")
+    assert "could not be synced" in (asyncio.run(store.problem()) or "")
     monkeypatch.undo()
     asyncio.run(store.create(dict(NEW_CUSTOMER)))
-    assert store.problem() is None
+    assert asyncio.run(store.problem()) is None
 
 
 def test_a_symlinked_data_file_is_written_through_to_its_target(tmp_path):

@@ -9,16 +9,19 @@ does the caller acknowledge the write.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
 from cms_mock.errors import CorruptDataFile
+from cms_mock.records import dump
 
 logger = logging.getLogger(__name__)
 
@@ -32,13 +35,10 @@ _IOV_MAX = os.sysconf("SC_IOV_MAX")  # buffers per writev call
 
 
 def encode(record: dict[str, Any]) -> Entry:
-    """Both serialised forms of a record; the fragment is its ``"id": {...}`` member of the file.
-
-    Both are copies: the bytes orjson returns keep its whole output buffer (about 4 KiB for a
-    330-byte record, 400 MB for 100,000 records); a copy is the size of its content.
-    """
+    """Both serialised forms of a record; the fragment is its ``"id": {...}`` member of the file
+    (a slice: a copy of the part kept, like ``dump``'s)."""
     key = str(record["id"])
-    return bytes(memoryview(orjson.dumps(record))), orjson.dumps({key: record}, option=orjson.OPT_INDENT_2)[2:-2]
+    return dump(record), orjson.dumps({key: record}, option=orjson.OPT_INDENT_2)[2:-2]
 
 
 def render(records: dict[str, Entry]) -> list[bytes]:
@@ -91,7 +91,7 @@ def _members(data: bytes, known: dict[str, Entry]) -> dict[str, Entry] | None:
         [(key, record)] = member.items()
         if key in records or not isinstance(record, dict) or str(record.get("id")) != key:
             return None
-        records[key] = (bytes(memoryview(orjson.dumps(record))), fragment)
+        records[key] = (dump(record), fragment)
     return records
 
 
@@ -221,9 +221,20 @@ def replace(path: Path, records: dict[str, Entry]) -> Signature | None:
 
 def write_small(path: Path, data: bytes) -> None:
     """Durably replace a small sidecar file (temp, fsync, rename, directory fsync)."""
+    with writing(path) as handle:
+        handle.write(data)
+
+
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[IO[bytes]]:
+    """A file to write that replaces ``path`` durably when the block ends, and never if it
+    fails: readers see the old content or the whole new one (no ``.bak``: for sidecars and exports)."""
     temp = _temp_path(path, "tmp")
     try:
-        _write_synced(temp, [data])
+        with open(temp, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)

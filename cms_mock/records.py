@@ -1,0 +1,73 @@
+"""The rules every store keeps, whatever holds the records: ids, timestamps, not-found.
+
+A backend decides where records live; what a record is, how it is born and how it changes is
+decided here once, so the JSON file, memory and PostgreSQL cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from typing import Any, Literal
+
+import orjson
+
+from cms_mock.errors import RecordNotFound
+
+IdPolicy = Literal["uuid4", "int"]
+
+
+def timestamp(after: str | None = None) -> str:
+    """UTC now as the seed writes it, strictly later than ``after`` so updates always move it
+    (even when another instance's clock is ahead of ours)."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    if after is not None:
+        floor = dt.datetime.fromisoformat(after) + dt.timedelta(microseconds=1)
+        now = max(now, floor)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def dump(record: dict[str, Any]) -> bytes:
+    """A record's compact JSON, as every answer carries it.
+
+    A copy: the bytes orjson returns keep its whole output buffer (about 4 KiB for a 330-byte
+    record, 400 MB for 100,000 records); a copy is the size of its content.
+    """
+    return bytes(memoryview(orjson.dumps(record)))
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordRules:
+    """One service's records.
+
+    :param ids: ``"uuid4"``: the server makes a UUID string; ``"int"``: 1, 2, 3, ... counted by
+        the store, and never given out twice, not even after a delete or a restart.
+    :param samples: the records a store that was never initialised starts with.
+    :param noun: what the 404 calls a record (``Customer with ID 7 not found``).
+    """
+
+    ids: IdPolicy
+    samples: Callable[[], list[dict[str, Any]]]
+    noun: str = "Customer"
+
+    @property
+    def counted_ids(self) -> bool:
+        """Whether the store, not this module, gives out ids (it alone knows the last one)."""
+        return self.ids == "int"
+
+    def not_found(self, key: str) -> RecordNotFound:
+        return RecordNotFound(key, f"{self.noun} with ID {key} not found")
+
+    def create(self, fields: dict[str, Any], counted: int | None = None) -> dict[str, Any]:
+        """A new record: its id first, then the fields in the schema's order, then timestamps."""
+        new_id: object = counted if self.counted_ids else str(uuid.uuid4())
+        if new_id is None:
+            raise ValueError("a store with counted ids must give the next id")
+        now = timestamp()
+        return {"id": new_id, **fields, "created_at": now, "updated_at": now}
+
+    def update(self, record: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+        """``record`` with ``changes`` applied and ``updated_at`` moved forward."""
+        return {**record, **changes, "updated_at": timestamp(after=record["updated_at"])}

@@ -1,0 +1,84 @@
+"""The in-memory store (``--in-memory``): the samples at start, nothing written anywhere.
+
+For throwaway runs and tests that want a clean service per start. Writes need no queue: each
+is one dictionary change, made between two awaits, so none can interleave with another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from cms_mock.errors import StoreUnavailable
+from cms_mock.records import RecordRules, dump
+from cms_mock.store import Listing
+
+
+class MemoryStore:
+    """Records keyed by id in one dictionary of compact JSON (a ``RecordStore``)."""
+
+    def __init__(self, rules: RecordRules) -> None:
+        self._rules = rules
+        self._records: dict[str, bytes] = {}
+        self._next_int = 1
+        self._listing: Listing | None = None
+        self._closed = False
+
+    async def open(self) -> None:
+        await self.replace_all(self._rules.samples())
+
+    async def close(self) -> None:
+        self._closed = True
+
+    async def list(self) -> Listing:
+        if self._listing is None:
+            self._listing = Listing(self._records.values())
+        return self._listing
+
+    async def get(self, key: str) -> bytes:
+        try:
+            return self._records[key]
+        except KeyError:
+            raise self._rules.not_found(key) from None
+
+    async def count(self) -> int:
+        return len(self._records)
+
+    async def create(self, fields: dict[str, Any]) -> bytes:
+        self._writable()
+        record = self._rules.create(fields, counted=self._next_int)
+        if self._rules.counted_ids:
+            self._next_int += 1
+        return self._put(record)
+
+    async def update(self, key: str, changes: dict[str, Any]) -> bytes:
+        self._writable()
+        return self._put(self._rules.update(orjson.loads(await self.get(key)), changes))
+
+    async def delete(self, key: str) -> None:
+        self._writable()
+        await self.get(key)
+        del self._records[key]
+        self._listing = None
+
+    async def replace_all(self, records: Iterable[dict[str, Any]]) -> None:
+        self._writable()
+        fresh = {str(record["id"]): dump(record) for record in records}
+        if self._rules.counted_ids:
+            self._next_int = max([self._next_int, *(int(key) + 1 for key in fresh)])
+        self._records, self._listing = fresh, None
+
+    async def problem(self) -> str | None:
+        return None
+
+    def _writable(self) -> None:
+        if self._closed:
+            raise StoreUnavailable("the store is closed; nothing was changed")
+
+    def _put(self, record: dict[str, Any]) -> bytes:
+        body = dump(record)
+        self._records[str(record["id"])] = body
+        self._listing = None
+        return body

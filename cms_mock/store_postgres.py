@@ -1,0 +1,249 @@
+"""The PostgreSQL store (``DATABASE_URL``): one durable state for any number of instances.
+
+Each service has its own table; a record is a row ``(seq, id, body)``: ``seq`` keeps creation
+order (the list's order), ``body`` is the record's compact JSON exactly as answered (``json``
+keeps the text as written, key order included; ``jsonb`` would reorder the keys). Nothing is
+cached: every read asks the database, so every instance sees every other's acknowledged
+writes at once. Integer ids come from a sequence, which never gives a value twice.
+
+The database being down is a state, not a crash: every call that needs it answers 503 with
+the reason within ``timeout`` seconds, and the pool connects again when it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import asyncpg
+import orjson
+
+from cms_mock.errors import StoreRefused, StoreUnavailable
+from cms_mock.records import RecordRules, dump
+from cms_mock.store import Listing, Records, Streamed
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+"""The layout this version writes. A database at a newer version is refused, never changed."""
+
+_MIGRATIONS = {
+    1: ["CREATE TABLE cms_mock_tables (name text PRIMARY KEY, initialised_at timestamptz NOT NULL DEFAULT now())"],
+}
+"""The statements that bring the schema from version ``n - 1`` to ``n``."""
+
+_BATCH = 1000
+"""Records per query of a list: the most one request holds in memory at a time."""
+
+_POOL_SIZE = 10
+"""Connections per process (each worker, each instance): enough to keep two cores busy."""
+
+_FAILURES = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+"""What a database that is down, restarting or unreachable raises: refused and reset
+connections and timeouts are ``OSError``s; a connection lost mid-statement can also leave
+asyncpg's protocol in a state it reports as an ``InternalClientError``."""
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def _raw_json(connection: asyncpg.Connection) -> None:
+    """``json`` values cross as the bytes they are (its binary form is its text): no decoding
+    into ``str`` and encoding back for every record read."""
+    await connection.set_type_codec("json", schema="pg_catalog", encoder=bytes, decoder=bytes, format="binary")
+
+
+class PostgresStore:
+    """Records keyed by id in one table of a PostgreSQL database (a ``RecordStore``)."""
+
+    def __init__(self, url: str, table: str, rules: RecordRules, *, timeout: float = 5.0) -> None:
+        self._url = url
+        self._name = table
+        self._table = f'"{table}"'
+        self._ids = f'"{table}_ids"'
+        self._rules = rules
+        self._timeout = timeout
+        self._pool: asyncpg.Pool | None = None
+        self._ready = False
+        self._initialising = asyncio.Lock()
+        self._closed = False
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create the pool and the schema; a database that is down now is waited for by each
+        request, not by the start (instances may start before their database)."""
+        try:
+            self._pool = asyncpg.create_pool(self._url, min_size=0, max_size=_POOL_SIZE, timeout=self._timeout, command_timeout=self._timeout, init=_raw_json)
+            await self._pool
+        except (ValueError, asyncpg.InterfaceError) as exc:  # a URL no driver can use
+            raise StoreRefused(f"DATABASE_URL cannot be used: {_why(exc)}") from None
+        try:
+            await self._initialise()
+        except StoreUnavailable as exc:
+            logger.warning("%s; requests answer 503 until it is reachable", exc.reason)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._pool is not None:
+            try:
+                await asyncio.wait_for(self._pool.close(), self._timeout)
+            except TimeoutError:
+                self._pool.terminate()
+
+    async def _initialise(self) -> None:
+        """The schema at ``SCHEMA_VERSION`` and this service's table, with the samples the first
+        time only; one instance at a time (an advisory lock), so several can start together."""
+        if self._ready:
+            return
+        async with self._initialising:
+            if self._ready:
+                return
+            async with self._session() as connection, connection.transaction():
+                await connection.execute("SELECT pg_advisory_xact_lock(hashtext('cms_mock schema'))")
+                await connection.execute("CREATE TABLE IF NOT EXISTS cms_mock_schema (version integer NOT NULL)")
+                version = await connection.fetchval("SELECT max(version) FROM cms_mock_schema") or 0
+                if version > SCHEMA_VERSION:
+                    raise StoreRefused(f"the database's schema is at version {version}, newer than this cms-mock knows ({SCHEMA_VERSION}); upgrade cms-mock")
+                for step in range(version + 1, SCHEMA_VERSION + 1):
+                    for statement in _MIGRATIONS[step]:
+                        await connection.execute(statement)
+                    await connection.execute("INSERT INTO cms_mock_schema (version) VALUES ($1)", step)
+                await connection.execute(
+                    f"CREATE TABLE IF NOT EXISTS {self._table} (seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE, id text PRIMARY KEY, body json NOT NULL)"
+                )
+                await connection.execute(f"CREATE SEQUENCE IF NOT EXISTS {self._ids}")
+                if await connection.fetchval("INSERT INTO cms_mock_tables (name) VALUES ($1) ON CONFLICT DO NOTHING RETURNING 1", self._name):
+                    await self._fill(connection, self._rules.samples())
+                    logger.info("created table %s with the sample records", self._name)
+            self._ready = True
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def list(self) -> Records:
+        """The first batch now (so a database that is down is a 503, not a broken answer);
+        the rest, if any, batch by batch while the answer is sent, each batch its own query
+        (``seq`` after the last one sent): a slow reader holds no connection and no snapshot."""
+        first = await self._page(0)
+        if len(first) < _BATCH:
+            return Listing(body for _, body in first)
+
+        async def batches() -> AsyncIterator[builtins.list[bytes]]:
+            page = first
+            while page:
+                yield [body for _, body in page]
+                page = await self._page(page[-1][0]) if len(page) == _BATCH else []
+
+        return Streamed(batches())
+
+    async def _page(self, after: int) -> builtins.list[tuple[int, bytes]]:
+        async with self._connection() as connection:
+            rows = await connection.fetch(f"SELECT seq, body FROM {self._table} WHERE seq > $1 ORDER BY seq LIMIT {_BATCH}", after)
+        return [(row[0], row[1]) for row in rows]
+
+    async def get(self, key: str) -> bytes:
+        async with self._connection() as connection:
+            body: bytes | None = await connection.fetchval(f"SELECT body FROM {self._table} WHERE id = $1", key)
+        if body is None:
+            raise self._rules.not_found(key)
+        return body
+
+    async def count(self) -> int:
+        async with self._connection() as connection:
+            total: int = await connection.fetchval(f"SELECT count(*) FROM {self._table}")
+        return total
+
+    async def problem(self) -> str | None:
+        try:
+            async with self._connection() as connection:
+                await connection.fetchval("SELECT 1")
+        except StoreUnavailable as exc:
+            return exc.reason
+        return None
+
+    # -- writes ----------------------------------------------------------------------------
+
+    async def create(self, fields: dict[str, Any]) -> bytes:
+        async with self._connection(change=True) as connection:
+            if not self._rules.counted_ids:
+                record = self._rules.create(fields)
+                body = dump(record)
+                await connection.execute(f"INSERT INTO {self._table} (id, body) VALUES ($1, $2)", record["id"], body)
+                return body
+            # The id comes from the sequence inside the statement: the record is written around it.
+            rest = dump(self._rules.create(fields, counted=0))[len(b'{"id":0') :]
+            made: bytes = await connection.fetchval(
+                f"""INSERT INTO {self._table} (id, body) SELECT next::text, ('{{"id":' || next || $1)::json
+                    FROM (SELECT nextval('{self._ids}') AS next) AS id RETURNING body""",
+                rest.decode(),
+            )
+            return made
+
+    async def update(self, key: str, changes: dict[str, Any]) -> bytes:
+        async with self._connection(change=True) as connection, connection.transaction():
+            current = await connection.fetchval(f"SELECT body FROM {self._table} WHERE id = $1 FOR UPDATE", key)
+            if current is None:
+                raise self._rules.not_found(key)
+            body = dump(self._rules.update(orjson.loads(current), changes))
+            await connection.execute(f"UPDATE {self._table} SET body = $2 WHERE id = $1", key, body)
+        return body
+
+    async def delete(self, key: str) -> None:
+        async with self._connection(change=True) as connection:
+            status = await connection.execute(f"DELETE FROM {self._table} WHERE id = $1", key)
+        if status == "DELETE 0":
+            raise self._rules.not_found(key)
+
+    async def replace_all(self, records: Iterable[dict[str, Any]]) -> None:
+        async with self._connection(change=True) as connection, connection.transaction():
+            await connection.execute(f"DELETE FROM {self._table}")
+            await self._fill(connection, records)
+
+    async def _fill(self, connection: asyncpg.Connection, records: Iterable[dict[str, Any]]) -> None:
+        """Add ``records`` in their order; the sequence goes on after the highest id ever used."""
+        rows = [(str(record["id"]), dump(record)) for record in records]
+        await connection.copy_records_to_table(self._name, records=rows, columns=["id", "body"])
+        if self._rules.counted_ids and rows:
+            highest = max(int(key) for key, _ in rows)
+            await connection.execute(f"SELECT setval('{self._ids}', greatest($1, (SELECT last_value FROM {self._ids})))", highest)
+
+    # -- connections -----------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _connection(self, change: bool = False) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection to a database with this service's table in it."""
+        if not self._ready:
+            unchanged = "; nothing was changed" if change else ""
+            try:
+                await self._initialise()
+            except StoreRefused as exc:
+                raise StoreUnavailable(f"{exc}{unchanged}") from None
+            except StoreUnavailable as exc:
+                raise StoreUnavailable(f"{exc.reason}{unchanged}") from None
+        async with self._session(change) as connection:
+            yield connection
+
+    @contextlib.asynccontextmanager
+    async def _session(self, change: bool = False) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection; whatever the database does wrong becomes a 503 that says what
+        happened, and whether the change may have been made."""
+        if self._closed or self._pool is None:
+            raise StoreUnavailable("the store is closed; nothing was changed")
+        try:
+            connection = await self._pool.acquire(timeout=self._timeout)
+        except _FAILURES as exc:
+            raise StoreUnavailable(f"the database is unreachable ({_why(exc)})" + ("; nothing was changed" if change else "")) from None
+        try:
+            yield connection
+        except _FAILURES as exc:
+            outcome = "; the change was not acknowledged and may or may not have been made: read it back" if change else ""
+            raise StoreUnavailable(f"the database failed ({_why(exc)}){outcome}") from None
+        finally:
+            with contextlib.suppress(*_FAILURES):
+                await self._pool.release(connection)

@@ -1,0 +1,140 @@
+"""``cms-mock export`` and ``cms-mock import``: a service's records out of, and into, whichever
+store is configured, in the seed's file format (one object keyed by id, pretty-printed).
+
+Moving from the JSON file to PostgreSQL is ``cms-mock export --out f.json`` then
+``DATABASE_URL=... cms-mock import f.json``, and back the same way. An import is checked whole
+against the spec's record schema before anything changes, and is then one change of the store:
+all of it or none of it, safe beside a running service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import copy
+import dataclasses
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+import yaml
+from connexion.json_schema import resolve_refs
+
+from cms_mock import datafile
+from cms_mock.backends import make_store, where
+from cms_mock.errors import MalformedBody, StoreRefused, StoreUnavailable
+from cms_mock.services import SERVICES, Service, service
+from cms_mock.settings import Settings, SettingsError
+from cms_mock.store import RecordStore
+from cms_mock.validation import FORMAT_CHECKER, RequestValidator, collect_errors, parse_json
+
+
+def add_store_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that say where records live, shared by serving, exporting and importing."""
+    parser.add_argument("--data-dir", type=Path, help="directory of the JSON data files (default ./data)")
+    parser.add_argument("--database-url", help="postgresql://user:password@host:port/dbname: keep records in PostgreSQL instead")
+    parser.add_argument("--database-timeout", type=float, help="seconds a request waits for the database before a 503 (default 5)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cms-mock", description="Move a service's records out of or into the configured store.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    export = commands.add_parser("export", help="write every record in the seed's file format")
+    export.add_argument("--out", type=Path, help="the file to write, atomically (default: standard output)")
+    load = commands.add_parser("import", help="replace every record with a file's, all or nothing")
+    load.add_argument("file", help="a file in the seed's format, or - for standard input")
+    for command in (export, load):
+        command.add_argument("--service", choices=list(SERVICES), default="cms", help="whose records (default cms)")
+        add_store_flags(command)
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        flags = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(Settings)}
+        settings = Settings.from_env(None, **{**flags, "service": args.service})
+        settings.check_data_dir()
+        chosen = service(settings.service)
+        if args.command == "export":
+            asyncio.run(_export(settings, chosen, args.out))
+        else:
+            records = read_records(chosen, sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes())
+            asyncio.run(_import(settings, chosen, records))
+    except (SettingsError, StoreRefused, StoreUnavailable, InvalidRecords, OSError) as exc:
+        print(f"cms-mock {args.command}: {exc}", file=sys.stderr)
+        return 1 if isinstance(exc, InvalidRecords) else 2 if isinstance(exc, SettingsError) else 3
+    return 0
+
+
+class InvalidRecords(ValueError):
+    """A file to import is not records of the service: every problem, one per line."""
+
+
+def read_records(chosen: Service, data: bytes) -> list[dict[str, Any]]:
+    """The file's records in order, each checked against the spec's record schema; raises
+    ``InvalidRecords`` listing every problem (where it is, and what)."""
+    try:
+        document = parse_json(data)
+    except MalformedBody as exc:
+        raise InvalidRecords(f"not a JSON document: {exc.errors[0].msg}") from None
+    if not isinstance(document, dict):
+        raise InvalidRecords(f"the top level is a {type(document).__name__}, not an object of records keyed by id")
+    with open(chosen.spec_path, encoding="utf-8") as handle:
+        spec = resolve_refs(yaml.safe_load(handle))
+    schema = copy.deepcopy(spec["components"]["schemas"][chosen.record_schema])
+    validator = RequestValidator(schema, format_checker=FORMAT_CHECKER)
+    problems = []
+    for key, record in document.items():
+        for error in collect_errors(validator, schema, record):
+            problems.append(f"record {key!r}: {'.'.join(map(str, error.loc[1:])) or 'record'}: {error.msg}")
+        if isinstance(record, dict) and str(record.get("id")) != key:
+            problems.append(f"record {key!r}: its id {record.get('id')!r} is not its key")
+    if problems:
+        raise InvalidRecords(f"{len(problems)} problems, nothing was imported:\n" + "\n".join(problems))
+    return list(document.values())
+
+
+async def _opened(settings: Settings, chosen: Service) -> RecordStore:
+    store = make_store(settings, chosen)
+    await store.open()
+    return store
+
+
+async def _export(settings: Settings, chosen: Service, out: Path | None) -> None:
+    store = await _opened(settings, chosen)
+    try:
+        records = await store.list()
+        with _destination(out) as handle:
+            handle.write(b"{")
+            separator = b"\n"
+            async for batch in records.batches():
+                for body in batch:
+                    handle.write(separator + datafile.encode(orjson.loads(body))[1])
+                    separator = b",\n"
+            handle.write(b"}\n" if separator == b"\n" else b"\n}\n")
+    finally:
+        await store.close()
+    print(f"exported the {chosen.key} records from {where(settings, chosen)}", file=sys.stderr)
+
+
+async def _import(settings: Settings, chosen: Service, records: list[dict[str, Any]]) -> None:
+    store = await _opened(settings, chosen)
+    try:
+        await store.replace_all(records)
+    finally:
+        await store.close()
+    print(f"imported {len(records)} {chosen.key} records into {where(settings, chosen)}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _destination(out: Path | None) -> Iterator[IO[bytes]]:
+    if out is None:
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+    else:
+        with datafile.writing(out) as handle:
+            yield handle

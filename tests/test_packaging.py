@@ -1,0 +1,29 @@
+"""What a service needs beyond its spec, handlers and entry is read from the services table:
+the wheel bundles every spec, and the image copies every spec."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from cms_mock.services import SERVICES
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_the_wheel_bundles_the_spec_of_every_service(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(tmp_path), str(ROOT)], check=True, timeout=300)
+    [wheel] = tmp_path.glob("cms_mock-*.whl")
+    bundled = set(zipfile.ZipFile(wheel).namelist())
+    for service in SERVICES.values():
+        assert f"cms_mock/specs/{service.spec_file}" in bundled
+        assert (ROOT / service.spec_file).read_bytes() == zipfile.ZipFile(wheel).read(f"cms_mock/specs/{service.spec_file}")
+
+
+def test_the_image_copies_the_spec_of_every_service():
+    patterns = [p for line in re.findall(r"^COPY (.+) \./$", (ROOT / "Dockerfile").read_text(), re.MULTILINE) for p in line.split()]
+    for service in SERVICES.values():
+        assert any(Path(service.spec_file).match(pattern) for pattern in patterns), service.spec_file

@@ -1,0 +1,236 @@
+"""One set of store behaviours, proven on every backend: the JSON file, memory, PostgreSQL.
+
+Each test drives the ``RecordStore`` protocol only, so a behaviour written here holds for any
+backend added later. ``reopen`` stands for a restart of the service over the same store
+(memory has none: what it promises ends with the process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cms_mock import samples
+from cms_mock.errors import RecordNotFound, StoreUnavailable
+from cms_mock.services import SERVICES
+from cms_mock.store import Listing, RecordStore
+from cms_mock.store_file import FileStore
+from cms_mock.store_memory import MemoryStore
+from cms_mock.store_postgres import PostgresStore
+from tests.conftest import NEW_CUSTOMER
+
+PROFILE = {
+    "first_name": "Ann",
+    "last_name": "Lee",
+    "email": "ann@example.com",
+    "phone_number": "+1-555-0300",
+    "address": "1 Elm St",
+    "date_of_birth": "1990-01-31",
+}
+
+Opener = Callable[[str], contextlib.AbstractAsyncContextManager[RecordStore]]
+
+
+@pytest.fixture(params=["file", "memory", "postgres"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def store_of(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Opener:
+    """``store_of(service)``: an opened store of that service, the same one each time it is
+    entered (one file, one database), closed when the block ends."""
+    url = request.getfixturevalue("postgres").database() if kind == "postgres" else ""
+    memory: dict[str, MemoryStore] = {}
+
+    @contextlib.asynccontextmanager
+    async def opened(service: str) -> AsyncIterator[RecordStore]:
+        entry = SERVICES[service]
+        store: RecordStore
+        if kind == "file":
+            store = FileStore(tmp_path / entry.data_file, entry.rules)
+        elif kind == "postgres":
+            store = PostgresStore(url, entry.table, entry.rules)
+        else:
+            store = memory.setdefault(service, MemoryStore(entry.rules))
+        if kind != "memory" or not hasattr(store, "_opened"):
+            await store.open()
+            store._opened = True  # type: ignore[union-attr]
+        try:
+            yield store
+        finally:
+            if kind != "memory":
+                await store.close()
+
+    return opened
+
+
+async def records(store: RecordStore) -> list[dict[str, Any]]:
+    listed = await store.list()
+    return [json.loads(body) async for batch in listed.batches() for body in batch]
+
+
+def run(scenario: Any) -> Any:
+    return asyncio.run(scenario)
+
+
+def test_a_new_store_holds_the_samples_in_order(store_of):
+    async def scenario() -> None:
+        async with store_of("cms") as cms, store_of("profile") as profiles:
+            assert await records(cms) == samples.customers()
+            assert await records(profiles) == samples.profiles()
+            assert await cms.count() == len(samples.customers())
+            assert await cms.problem() is None
+
+    run(scenario())
+
+
+def test_create_get_update_delete_keep_the_rules(store_of):
+    async def scenario() -> None:
+        async with store_of("cms") as store:
+            created = json.loads(await store.create(dict(NEW_CUSTOMER)))
+            assert list(created) == ["id", *NEW_CUSTOMER, "created_at", "updated_at"]
+            assert created["created_at"] == created["updated_at"]
+            assert json.loads(await store.get(created["id"])) == created
+            updated = json.loads(await store.update(created["id"], {"status": "inactive"}))
+            assert updated == {**created, "status": "inactive", "updated_at": updated["updated_at"]}
+            assert updated["updated_at"] > created["updated_at"]
+            again = json.loads(await store.update(created["id"], {}))
+            assert again["updated_at"] > updated["updated_at"]  # even an empty change moves it
+            assert [r["id"] for r in await records(store)][-1] == created["id"]  # updates keep creation order
+            await store.delete(created["id"])
+            with pytest.raises(RecordNotFound, match=f"Customer with ID {created['id']} not found"):
+                await store.get(created["id"])
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("service", ["cms", "profile"])
+def test_unknown_ids_are_not_found_with_the_service_message_and_fail_alone(store_of, service):
+    fields = NEW_CUSTOMER if service == "cms" else PROFILE
+
+    async def scenario() -> list[object]:
+        async with store_of(service) as store:
+            results = await asyncio.gather(
+                store.create(dict(fields)),
+                store.update("404", {}),
+                store.delete("404"),
+                store.get("404"),
+                store.create(dict(fields)),
+                return_exceptions=True,
+            )
+            assert await store.count() == len(SERVICES[service].rules.samples()) + 2
+            return results
+
+    first, update, delete, get, second = run(scenario())
+    for missing in (update, delete, get):
+        assert isinstance(missing, RecordNotFound)
+        assert missing.message == "Customer with ID 404 not found"
+    assert json.loads(first)["id"] != json.loads(second)["id"]
+
+
+def test_concurrent_creates_are_all_kept_with_distinct_ids(store_of):
+    async def scenario() -> None:
+        async with store_of("cms") as store:
+            made = await asyncio.gather(*(store.create({**NEW_CUSTOMER, "name": f"C{i}"}) for i in range(200)))
+            ids = [json.loads(body)["id"] for body in made]
+            assert len(set(ids)) == 200
+            listed = await records(store)
+            assert len(listed) == 202
+            assert {r["id"] for r in listed} >= set(ids)
+
+    run(scenario())
+
+
+def test_integer_ids_count_up_and_are_never_given_out_again(store_of, kind):
+    async def scenario() -> list[int]:
+        async with store_of("profile") as store:
+            four = json.loads(await store.create(dict(PROFILE)))["id"]
+            await store.delete(str(four))
+            five = json.loads(await store.create(dict(PROFILE)))["id"]
+            await store.delete(str(five))
+        async with store_of("profile") as store:  # a restart (memory: the same process)
+            six = json.loads(await store.create(dict(PROFILE)))["id"]
+        return [four, five, six]
+
+    assert run(scenario()) == [4, 5, 6]
+
+
+def test_replace_all_takes_records_as_given_in_their_order(store_of):
+    given = [
+        {"id": 40, **PROFILE, "created_at": "2020-01-01T00:00:00.000000", "updated_at": "2020-01-02T00:00:00.000000"},
+        {"id": 7, **PROFILE, "first_name": "Bo", "created_at": "2020-01-03T00:00:00.000000", "updated_at": "2020-01-03T00:00:00.000000"},
+    ]
+
+    async def scenario() -> None:
+        async with store_of("profile") as store:
+            await store.replace_all(given)
+            assert await records(store) == given
+            assert json.loads(await store.get("7")) == given[1]
+            assert json.loads(await store.create(dict(PROFILE)))["id"] == 41  # after the highest id
+            await store.replace_all([])
+            assert await store.count() == 0
+            assert json.loads(await store.create(dict(PROFILE)))["id"] == 42  # never back to one given out
+
+    run(scenario())
+
+
+def test_an_emptied_store_stays_empty_after_a_restart(store_of, kind):
+    if kind == "memory":
+        pytest.skip("memory starts with the samples at every start, by design")
+
+    async def scenario() -> None:
+        async with store_of("cms") as store:
+            for customer in samples.customers():
+                await store.delete(customer["id"])
+        async with store_of("cms") as store:
+            assert await store.count() == 0  # the samples went in once, when the store was new
+
+    run(scenario())
+
+
+def test_every_write_is_read_back_after_a_restart(store_of, kind):
+    if kind == "memory":
+        pytest.skip("memory keeps nothing across a restart, by design")
+
+    async def scenario() -> None:
+        async with store_of("cms") as store:
+            created = json.loads(await store.create(dict(NEW_CUSTOMER)))
+            await store.update(created["id"], {"name": "Renamed"})
+            before = await records(store)
+        async with store_of("cms") as store:
+            assert await records(store) == before
+
+    run(scenario())
+
+
+def test_a_long_list_is_every_record_once_in_creation_order(store_of):
+    """Over a thousand records PostgreSQL reads the list in batches while it is sent."""
+
+    async def scenario() -> None:
+        async with store_of("profile") as store:
+            made = [{"id": n, **PROFILE, "created_at": "2020-01-01T00:00:00.000000", "updated_at": "2020-01-01T00:00:00.000000"} for n in range(2500, 0, -1)]
+            await store.replace_all(made)
+            listed = await store.list()
+            assert [r["id"] for r in await records(store)] == list(range(2500, 0, -1))
+            assert isinstance(listed, Listing) == (not isinstance(store, PostgresStore))
+
+    run(scenario())
+
+
+def test_a_closed_store_refuses_writes_and_changes_nothing(store_of):
+    async def scenario() -> None:
+        async with store_of("cms") as store:
+            await store.close()  # closing twice (here, and as the block ends) is harmless
+            with pytest.raises(StoreUnavailable, match="closed; nothing was changed"):
+                await store.update(samples.customers()[0]["id"], {"name": "x"})
+        with pytest.raises(StoreUnavailable, match="closed; nothing was changed"):
+            await store.create(dict(NEW_CUSTOMER))
+
+    run(scenario())

@@ -1,0 +1,111 @@
+"""``cms-mock export`` and ``cms-mock import``: the JSON file to PostgreSQL and back is two
+commands, the seed's format both ways, and a bad file changes nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import NEW_CUSTOMER, LiveServer
+from tests.postgres import Cluster
+
+
+def cms_mock(*args: str, env: dict[str, str] | None = None, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "cms_mock", *args], capture_output=True, input=stdin, env={**os.environ, **(env or {})}, timeout=120)
+
+
+def test_from_the_file_to_postgresql_and_back_is_two_commands_each_way(tmp_path: Path, postgres: Cluster):
+    server = LiveServer(tmp_path / "data").start()
+    created = httpx.post(f"{server.url}/api/customers", json=NEW_CUSTOMER).json()
+    server.stop()
+    original = (tmp_path / "data" / "customers.json").read_bytes()
+
+    exported = cms_mock("export", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "out.json"))
+    assert exported.returncode == 0, exported.stderr
+    assert (tmp_path / "out.json").read_bytes() == original  # the seed's format, byte for byte
+
+    url = postgres.database()
+    loaded = cms_mock("import", str(tmp_path / "out.json"), "--database-url", url)
+    assert loaded.returncode == 0, loaded.stderr
+    assert b"imported 3 cms records" in loaded.stderr
+    back = cms_mock("export", env={"DATABASE_URL": url})
+    assert back.returncode == 0, back.stderr
+    assert back.stdout == original
+
+    fresh = tmp_path / "fresh"
+    again = cms_mock("import", "-", "--data-dir", str(fresh), stdin=back.stdout)
+    assert again.returncode == 0, again.stderr
+    assert (fresh / "customers.json").read_bytes() == original
+    served = LiveServer(tmp_path / "served", env={"DATABASE_URL": url}).start()
+    try:
+        assert httpx.get(f"{served.url}/api/customers/{created['id']}").json() == created
+    finally:
+        served.stop()
+
+
+def test_profiles_keep_their_integer_ids_and_new_ones_go_on_after_them(tmp_path: Path, postgres: Cluster):
+    url = postgres.database()
+    records = {
+        "12": {
+            "id": 12,
+            "first_name": "Ann",
+            "last_name": "Lee",
+            "email": "ann@example.com",
+            "phone_number": "+1-555-0300",
+            "address": "1 Elm St",
+            "date_of_birth": "1990-01-31",
+            "created_at": "2024-01-01T00:00:00.000000",
+            "updated_at": "2024-01-01T00:00:00.000000",
+        },
+    }
+    (tmp_path / "profiles.json").write_text(json.dumps(records, indent=2))
+    assert cms_mock("import", str(tmp_path / "profiles.json"), "--service", "profile", "--database-url", url).returncode == 0
+    server = LiveServer(tmp_path / "data", "serve", "profile", env={"DATABASE_URL": url}).start()
+    try:
+        assert httpx.get(f"{server.url}/customers").json() == list(records.values())
+        made = httpx.post(f"{server.url}/customers", json={k: v for k, v in records["12"].items() if k not in {"id", "created_at", "updated_at"}})
+        assert made.json()["id"] == 13
+    finally:
+        server.stop()
+
+
+def test_an_invalid_file_is_refused_whole_listing_every_problem_and_nothing_changes(tmp_path: Path):
+    data = tmp_path / "data"
+    assert cms_mock("export", "--data-dir", str(data), "--out", str(tmp_path / "before.json")).returncode == 0
+    before = (data / "customers.json").read_bytes()
+    good = json.loads(before)
+    first = next(iter(good))
+    bad = {**good, first: {**good[first], "email": "not an address"}, "x": {"id": "y", "name": "only"}}
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    refused = cms_mock("import", str(tmp_path / "bad.json"), "--data-dir", str(data))
+    assert refused.returncode == 1
+    message = refused.stderr.decode()
+    assert "nothing was imported" in message
+    assert f"record {first!r}: email:" in message
+    assert "record 'x': email: field required" in message
+    assert "record 'x': its id 'y' is not its key" in message
+    assert (data / "customers.json").read_bytes() == before
+
+
+def test_a_file_that_is_not_records_is_refused(tmp_path: Path):
+    for content, said in ((b"[]", "not an object"), (b"{", "not a JSON document"), (b'{"a": 1, "a": 2}', "duplicate key")):
+        (tmp_path / "f.json").write_bytes(content)
+        refused = cms_mock("import", str(tmp_path / "f.json"), "--data-dir", str(tmp_path / "data"))
+        assert refused.returncode == 1
+        assert said in refused.stderr.decode()
+
+
+def test_an_import_beside_a_running_service_is_seen_by_it_at_once(tmp_path: Path):
+    server = LiveServer(tmp_path / "data").start()
+    try:
+        only = {"id": "only-one", **NEW_CUSTOMER, "created_at": "2024-01-01T00:00:00.000000", "updated_at": "2024-01-01T00:00:00.000000"}
+        (tmp_path / "one.json").write_text(json.dumps({"only-one": only}))
+        assert cms_mock("import", str(tmp_path / "one.json"), "--data-dir", str(tmp_path / "data")).returncode == 0
+        assert httpx.get(f"{server.url}/api/customers").json() == [only]
+    finally:
+        server.stop()
