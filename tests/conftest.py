@@ -35,6 +35,15 @@ NEW_CUSTOMER = {
     "status": "active",
 }
 
+NEW_PROFILE = {
+    "first_name": "Ann",
+    "last_name": "Lee",
+    "email": "ann@example.com",
+    "phone_number": "+1-555-0300",
+    "address": "1 Elm Street, Springfield",
+    "date_of_birth": "1990-01-31",
+}
+
 
 def build_client(data_dir: Path, **settings: object):
     """An in-process client of a strict app (responses validated against the spec)."""

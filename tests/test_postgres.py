@@ -14,9 +14,8 @@ import httpx
 import pytest
 
 from cms_mock import samples
-from tests.conftest import NEW_CUSTOMER, LiveServer, free_port
+from tests.conftest import NEW_CUSTOMER, NEW_PROFILE, LiveServer, free_port
 from tests.postgres import Cluster
-from tests.test_store_contract import PROFILE
 
 
 @pytest.fixture
@@ -45,7 +44,7 @@ class Writers:
     def __init__(self, url: str, threads: int = 4, service: str = "cms") -> None:
         self.url = url
         self.path = "/api/customers" if service == "cms" else "/customers"
-        self.body = NEW_CUSTOMER if service == "cms" else PROFILE
+        self.body = NEW_CUSTOMER if service == "cms" else NEW_PROFILE
         self.acknowledged: list[dict] = []
         self.statuses: dict[int, int] = {}
         self._stop = threading.Event()
@@ -132,7 +131,7 @@ def test_profile_ids_from_two_instances_are_distinct_and_never_reused(tmp_path, 
         assert httpx.delete(f"{servers[0].url}/customers/{highest}").status_code == 204
         servers[0].stop()
         servers[0].start()  # a restart: the sequence goes on, never back to the deleted id
-        again = httpx.post(f"{servers[0].url}/customers", json=PROFILE).json()
+        again = httpx.post(f"{servers[0].url}/customers", json=NEW_PROFILE).json()
         assert again["id"] > highest
     finally:
         for server in servers:

@@ -6,16 +6,8 @@ import json
 
 import pytest
 
-from tests.conftest import build_client
+from tests.conftest import NEW_PROFILE, build_client
 
-NEW_PROFILE = {
-    "first_name": "Ann",
-    "last_name": "Lee",
-    "email": "ann@example.com",
-    "phone_number": "+1-555-0300",
-    "address": "1 Elm Street, Springfield",
-    "date_of_birth": "1990-01-31",
-}
 FIELDS = {"id", "first_name", "last_name", "email", "phone_number", "address", "date_of_birth", "created_at", "updated_at"}
 
 

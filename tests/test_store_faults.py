@@ -19,16 +19,7 @@ from cms_mock import datafile, samples
 from cms_mock.errors import ApiError, StoreUnavailable
 from cms_mock.services import SERVICES
 from cms_mock.store_file import FileStore
-from tests.conftest import NEW_CUSTOMER, LiveServer
-
-PROFILE = {
-    "first_name": "Ann",
-    "last_name": "Lee",
-    "email": "ann@example.com",
-    "phone_number": "+1-555-0300",
-    "address": "1 Elm St",
-    "date_of_birth": "1990-01-31",
-}
+from tests.conftest import NEW_CUSTOMER, NEW_PROFILE, LiveServer
 
 
 def opened(path: Path, ids: str = "uuid4") -> FileStore:
@@ -52,13 +43,13 @@ def test_a_writer_locks_the_lock_file_on_disk_now_not_a_deleted_one(tmp_path):
 def test_a_deleted_profile_id_is_never_given_out_again_by_another_worker_or_after_a_restart(tmp_path):
     path = tmp_path / "profiles.json"
     first, second = opened(path, "int"), opened(path, "int")
-    created = json.loads(asyncio.run(first.create(dict(PROFILE))))
+    created = json.loads(asyncio.run(first.create(dict(NEW_PROFILE))))
     asyncio.run(first.delete(str(created["id"])))
-    again = json.loads(asyncio.run(second.create(dict(PROFILE))))
+    again = json.loads(asyncio.run(second.create(dict(NEW_PROFILE))))
     assert again["id"] == created["id"] + 1
     asyncio.run(second.delete(str(again["id"])))
     restarted = opened(path, "int")
-    assert json.loads(asyncio.run(restarted.create(dict(PROFILE))))["id"] == again["id"] + 1
+    assert json.loads(asyncio.run(restarted.create(dict(NEW_PROFILE))))["id"] == again["id"] + 1
     assert datafile.ids_path(path).read_text() == f"{again['id'] + 2}\n"
 
 

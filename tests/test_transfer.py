@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import NEW_CUSTOMER, LiveServer
+from tests.conftest import NEW_CUSTOMER, NEW_PROFILE, LiveServer
 from tests.postgres import Cluster
 
 
@@ -50,25 +50,14 @@ def test_from_the_file_to_postgresql_and_back_is_two_commands_each_way(tmp_path:
 
 def test_profiles_keep_their_integer_ids_and_new_ones_go_on_after_them(tmp_path: Path, postgres: Cluster):
     url = postgres.database()
-    records = {
-        "12": {
-            "id": 12,
-            "first_name": "Ann",
-            "last_name": "Lee",
-            "email": "ann@example.com",
-            "phone_number": "+1-555-0300",
-            "address": "1 Elm St",
-            "date_of_birth": "1990-01-31",
-            "created_at": "2024-01-01T00:00:00.000000",
-            "updated_at": "2024-01-01T00:00:00.000000",
-        },
-    }
+    stamp = "2024-01-01T00:00:00.000000"
+    records = {"12": {"id": 12, **NEW_PROFILE, "created_at": stamp, "updated_at": stamp}}
     (tmp_path / "profiles.json").write_text(json.dumps(records, indent=2))
     assert cms_mock("import", str(tmp_path / "profiles.json"), "--service", "profile", "--database-url", url).returncode == 0
     server = LiveServer(tmp_path / "data", "serve", "profile", env={"DATABASE_URL": url}).start()
     try:
         assert httpx.get(f"{server.url}/customers").json() == list(records.values())
-        made = httpx.post(f"{server.url}/customers", json={k: v for k, v in records["12"].items() if k not in {"id", "created_at", "updated_at"}})
+        made = httpx.post(f"{server.url}/customers", json=NEW_PROFILE)
         assert made.json()["id"] == 13
     finally:
         server.stop()
