@@ -16,7 +16,6 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-import yaml
 from connexion import AsyncApp
 from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
 from connexion.middleware.response_validation import ResponseValidationMiddleware
@@ -50,15 +49,10 @@ class SnakeCaseResolver(Resolver):
         return f"{module}.{re.sub(r'(?<!^)(?=[A-Z])', '_', name).lower()}"
 
 
-def load_spec(path: Any) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)  # type: ignore[no-any-return]
-
-
 def create_app(settings: Settings) -> AsyncApp:
     """Build the app for ``settings.service``; its store opens when the app starts."""
     service = service_named(settings.service)
-    spec = load_spec(service.spec_path)
+    spec = service.load_spec()
     check_patterns(spec)
     for notice in settings.notices:
         logger.warning("%s", notice)

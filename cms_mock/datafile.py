@@ -29,9 +29,9 @@ Entry = tuple[bytes, bytes]
 """A record as (compact JSON, its pretty-printed fragment of the data file)."""
 
 Signature = tuple[int, int, int]
+"""(inode, size, mtime in ns): changes whenever any process replaces the file."""
 
 _IOV_MAX = os.sysconf("SC_IOV_MAX")  # buffers per writev call
-"""(inode, size, mtime in ns): changes whenever any process replaces the file."""
 
 
 def encode(record: dict[str, Any]) -> Entry:

@@ -43,8 +43,13 @@ class RecordNotFound(ApiError):
         self.key = key
 
 
+NOTHING_CHANGED = "nothing was changed"
+MAYBE_CHANGED = "the change was not acknowledged and may or may not have been made: read it back"
+
+
 class StoreUnavailable(ApiError):
-    """The store cannot do what was asked now; the reason says whether anything changed."""
+    """The store cannot do what was asked now; the reason says whether anything changed
+    (``NOTHING_CHANGED``, ``MAYBE_CHANGED``) when it was asked to change something."""
 
     status = 503
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 import orjson
@@ -17,6 +17,9 @@ import orjson
 from cms_mock.errors import RecordNotFound
 
 IdPolicy = Literal["uuid4", "int"]
+
+_LARGEST_ID = 2**63 - 1
+"""The largest integer id: int64, as the spec's ``format`` says and PostgreSQL's sequence holds."""
 
 
 def timestamp(after: str | None = None) -> str:
@@ -59,6 +62,35 @@ class RecordRules:
 
     def not_found(self, key: str) -> RecordNotFound:
         return RecordNotFound(key, f"{self.noun} with ID {key} not found")
+
+    def problems(self, record: dict[str, Any]) -> list[str]:
+        """What a record given whole (an import) must be beyond its schema: an id of this
+        service's kind that a path can reach, and timestamps that are real times an update can
+        move forward from. Each problem as ``field: what is wrong``."""
+        found = []
+        key = record.get("id")
+        if self.counted_ids:
+            if isinstance(key, bool) or not isinstance(key, int) or not 1 <= key <= _LARGEST_ID:
+                found.append(f"id: must be an integer from 1 to {_LARGEST_ID}")
+        elif not isinstance(key, str) or not 0 < len(key) <= 256 or "/" in key or not key.isprintable():
+            found.append("id: must be 1 to 256 printable characters without '/'")
+        for field in ("created_at", "updated_at"):
+            value = record.get(field)
+            if not isinstance(value, str):
+                continue  # the schema says what is wrong with it
+            try:
+                stamp = dt.datetime.fromisoformat(value)
+            except ValueError:
+                found.append(f"{field}: {value[:40]!r} is not a real time")
+                continue
+            if stamp.year >= 9999:
+                found.append(f"{field}: must be before the year 9999, so that an update can move it forward")
+        return found
+
+    def next_id(self, following: int, keys: Iterable[str]) -> int:
+        """The next counted id once records with ``keys`` are in: after every one of them, and
+        never below ``following`` (ids given out before stay given out)."""
+        return max([following, *(int(key) + 1 for key in keys)])
 
     def create(self, fields: dict[str, Any], counted: int | None = None) -> dict[str, Any]:
         """A new record: its id first, then the fields in the schema's order, then timestamps."""

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 from connexion import request
 from starlette.responses import Response, StreamingResponse
 
+from cms_mock.errors import StoreUnavailable
 from cms_mock.store import Listing, Records, RecordStore
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,16 +58,20 @@ def json_array_response(records: Records) -> Response:
 
     async def slices() -> AsyncIterator[bytes]:
         pending, length, first = [b"["], 1, True
-        async for batch in records.batches():
-            for part in batch:
-                if not first:
-                    pending.append(b",")
-                first = False
-                pending.append(part)
-                length += len(part) + 1
-                if length >= _SLICE:
-                    yield b"".join(pending)
-                    pending, length = [], 0
+        try:
+            async for batch in records.batches():
+                for part in batch:
+                    if not first:
+                        pending.append(b",")
+                    first = False
+                    pending.append(part)
+                    length += len(part) + 1
+                    if length >= _SLICE:
+                        yield b"".join(pending)
+                        pending, length = [], 0
+        except StoreUnavailable as exc:  # the status is sent: breaking the connection is the only truth left
+            logger.warning("a list was cut off after its answer began, and its connection broken: %s", exc.reason)
+            raise
         pending.append(b"]")
         yield b"".join(pending)
 

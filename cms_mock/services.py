@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from cms_mock import samples
 from cms_mock.error_responses import DetailDialect, Dialect, ErrorDialect
@@ -35,6 +38,10 @@ class Service:
         """The spec: bundled in the wheel under ``cms_mock/specs``, at the repository root in a checkout."""
         bundled = _PACKAGE / "specs" / self.spec_file
         return bundled if bundled.exists() else _PACKAGE.parent / self.spec_file
+
+    def load_spec(self) -> dict[str, Any]:
+        with open(self.spec_path, encoding="utf-8") as handle:
+            return yaml.safe_load(handle)  # type: ignore[no-any-return]
 
     @property
     def table(self) -> str:

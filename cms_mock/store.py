@@ -52,12 +52,13 @@ class RecordStore(Protocol):
     ``RecordNotFound`` (404) and ``StoreUnavailable`` (503, saying whether anything changed).
     """
 
-    async def open(self) -> None:
+    async def open(self, create: bool = True) -> None:
         """Make the store ready: create it with the samples if it was never initialised.
-        Raises ``errors.StoreRefused`` when it exists but must not be used."""
+        Raises ``errors.StoreRefused`` when it exists but must not be used, and with
+        ``create=False`` (reading it out) also when there is none: then nothing is changed."""
 
     async def close(self) -> None:
-        """Finish what was acknowledged; refuse writes from now on."""
+        """Finish what was acknowledged; refuse every call from now on."""
 
     async def list(self) -> Records:
         """Every record, in creation order."""

@@ -30,7 +30,7 @@ import orjson
 
 from cms_mock import datafile
 from cms_mock.datafile import Entry, Signature, encode
-from cms_mock.errors import ApiError, CorruptDataFile, StoreUnavailable
+from cms_mock.errors import NOTHING_CHANGED, ApiError, CorruptDataFile, StoreRefused, StoreUnavailable
 from cms_mock.records import RecordRules
 from cms_mock.store import Listing
 
@@ -70,7 +70,7 @@ class _Batch:
         """Every record becomes one of ``records`` (encoded first: a bad one changes nothing)."""
         entries: dict[str, Entry | None] = {str(record["id"]): encode(record) for record in records}
         if self.rules.counted_ids:
-            self.next_int = max([self.next_int, *(int(key) + 1 for key in entries)])
+            self.next_int = self.rules.next_id(self.next_int, entries)
         self.committed, self.changes, self.replaced = {}, entries, True
 
     def merged(self) -> dict[str, Entry]:
@@ -104,12 +104,20 @@ class FileStore:
 
     # -- life cycle ------------------------------------------------------------------------
 
-    async def open(self) -> None:
-        """Load the data file, or create it with the sample records when it does not exist."""
+    async def open(self, create: bool = True) -> None:
+        """Load the data file, or create it with the sample records when it does not exist.
+        ``create=False`` changes nothing: no file, or a damaged one, is refused, not made or repaired."""
         if self.path.is_symlink():  # write through to the target: replacing the link would orphan it
             target = self.path.resolve()
             logger.info("%s is a link to %s: the data, its .bak and its lock live beside the target", self.path, target)
             self.path = target
+        if not create:
+            records = datafile.load(self.path)
+            if records is None:
+                raise StoreRefused(f"there is no data file at {self.path}")
+            self._adopt(records, datafile.signature(self.path))
+            self._read_next_id()
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._locked_sync():
             datafile.remove_temp_files(self.path)
@@ -215,7 +223,7 @@ class FileStore:
 
     async def _submit(self, change: Callable[[_Batch], _T]) -> _T:
         if self._closed:
-            raise StoreUnavailable("the store is closed; nothing was changed")
+            raise StoreUnavailable(f"the store is closed; {NOTHING_CHANGED}")
         future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
         self._queue.append((change, future))
         if self._writer is None or self._writer.done():
@@ -287,7 +295,7 @@ class FileStore:
             self._probed = (-1.0, None)  # the next health check looks again
             with contextlib.suppress(Exception):  # memory becomes what the file is, whatever step failed
                 self._catch_up()
-            return StoreUnavailable(f"{exc}; nothing was changed")
+            return StoreUnavailable(f"{exc}; {NOTHING_CHANGED}")
         self._install(records, signature)
         self._next_int = max(self._next_int, batch.next_int)
         return None
@@ -304,7 +312,7 @@ class FileStore:
         """Install records read from elsewhere (the file, the samples): ids go on after theirs."""
         self._install(records, signature)
         if self._rules.counted_ids:  # never hand out an id again while this process runs
-            self._next_int = max(self._next_int, max((int(k) for k in records), default=0) + 1)
+            self._next_int = self._rules.next_id(self._next_int, records)
 
     def _sample_records(self) -> dict[str, Entry]:
         return {str(r["id"]): encode(r) for r in self._rules.samples()}

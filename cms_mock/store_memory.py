@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from cms_mock.errors import StoreUnavailable
+from cms_mock.errors import NOTHING_CHANGED, StoreUnavailable
 from cms_mock.records import RecordRules, dump
 from cms_mock.store import Listing
 
@@ -26,7 +26,8 @@ class MemoryStore:
         self._listing: Listing | None = None
         self._closed = False
 
-    async def open(self) -> None:
+    async def open(self, create: bool = True) -> None:
+        """The samples, every time: a memory store has nothing to find (``create`` changes nothing)."""
         await self.replace_all(self._rules.samples())
 
     async def close(self) -> None:
@@ -67,7 +68,7 @@ class MemoryStore:
         self._writable()
         fresh = {str(record["id"]): dump(record) for record in records}
         if self._rules.counted_ids:
-            self._next_int = max([self._next_int, *(int(key) + 1 for key in fresh)])
+            self._next_int = self._rules.next_id(self._next_int, fresh)
         self._records, self._listing = fresh, None
 
     async def problem(self) -> str | None:
@@ -75,7 +76,7 @@ class MemoryStore:
 
     def _writable(self) -> None:
         if self._closed:
-            raise StoreUnavailable("the store is closed; nothing was changed")
+            raise StoreUnavailable(f"the store is closed; {NOTHING_CHANGED}")
 
     def _put(self, record: dict[str, Any]) -> bytes:
         body = dump(record)

@@ -7,7 +7,8 @@ cached: every read asks the database, so every instance sees every other's ackno
 writes at once. Integer ids come from a sequence, which never gives a value twice.
 
 The database being down is a state, not a crash: every call that needs it answers 503 with
-the reason within ``timeout`` seconds, and the pool connects again when it is back.
+the reason within ``timeout`` seconds (the whole call, not each step), and the pool connects
+again when it is back.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import asyncio
 import builtins
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import asyncpg
 import orjson
 
-from cms_mock.errors import StoreRefused, StoreUnavailable
+from cms_mock.errors import MAYBE_CHANGED, NOTHING_CHANGED, StoreRefused, StoreUnavailable
 from cms_mock.records import RecordRules, dump
 from cms_mock.store import Listing, Records, Streamed
 
@@ -42,15 +44,32 @@ _BATCH = 1000
 _POOL_SIZE = 10
 """Connections per process (each worker, each instance): enough to keep two cores busy."""
 
-_FAILURES = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
-"""What a database that is down, restarting or unreachable raises: refused and reset
-connections and timeouts are ``OSError``s; a connection lost mid-statement can also leave
-asyncpg's protocol in a state it reports as an ``InternalClientError``."""
+_RETRY_AFTER = 1.0
+"""Seconds a failed start-up (the database down) is the answer for every request, before the
+next request tries again: a crowd of requests makes one attempt, not one each, in turn."""
+
+_CONFIGURATION = (ValueError, asyncpg.ClientConfigurationError, asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InvalidCatalogNameError)
+"""A ``DATABASE_URL`` that cannot work (unparsable, wrong password, no such database): the start
+is refused; a request meanwhile gets a 503 that says so."""
+
+_UNREACHABLE = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+"""What connecting to a database that is down, restarting or unreachable raises (refused and
+reset connections and timeouts are ``OSError``s)."""
+
+_CUT_OFF = (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError, asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError)
+"""Failures after a statement was sent that leave its outcome unknown: the connection lost, a
+timeout, the server shut down under it. Any other server error rolled the statement back."""
 
 
 def _why(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _outcome(change: bool, known: bool) -> str:
+    if not change:
+        return ""
+    return f"; {NOTHING_CHANGED if known else MAYBE_CHANGED}"
 
 
 async def _raw_json(connection: asyncpg.Connection) -> None:
@@ -71,23 +90,30 @@ class PostgresStore:
         self._timeout = timeout
         self._pool: asyncpg.Pool | None = None
         self._ready = False
-        self._initialising = asyncio.Lock()
+        self._starting: asyncio.Task[None] | None = None
+        self._failed_at = -_RETRY_AFTER
         self._closed = False
 
     # -- life cycle ------------------------------------------------------------------------
 
-    async def open(self) -> None:
-        """Create the pool and the schema; a database that is down now is waited for by each
-        request, not by the start (instances may start before their database)."""
+    async def open(self, create: bool = True) -> None:
+        """Create the pool and the schema. A database that is down now is waited for by each
+        request, not by the start (instances may start before their database); one that can
+        never work (``_CONFIGURATION``, a newer schema) refuses the start. ``create=False``
+        changes nothing: it refuses a database this service never initialised."""
+        self._pool = asyncpg.create_pool(self._url, min_size=0, max_size=_POOL_SIZE, timeout=self._timeout, command_timeout=self._timeout, init=_raw_json)
+        await self._pool
         try:
-            self._pool = asyncpg.create_pool(self._url, min_size=0, max_size=_POOL_SIZE, timeout=self._timeout, command_timeout=self._timeout, init=_raw_json)
-            await self._pool
-        except (ValueError, asyncpg.InterfaceError) as exc:  # a URL no driver can use
-            raise StoreRefused(f"DATABASE_URL cannot be used: {_why(exc)}") from None
-        try:
-            await self._initialise()
-        except StoreUnavailable as exc:
-            logger.warning("%s; requests answer 503 until it is reachable", exc.reason)
+            async with asyncio.timeout(self._timeout):
+                if create:
+                    await self._start()
+                else:
+                    await self._find()
+        except (StoreUnavailable, TimeoutError) as exc:
+            reason = exc.reason if isinstance(exc, StoreUnavailable) else f"the database did not answer within {self._timeout:g} s"
+            if not create:
+                raise StoreRefused(reason) from None
+            logger.warning("%s; requests answer 503 until it is reachable", reason)
 
     async def close(self) -> None:
         self._closed = True
@@ -97,20 +123,25 @@ class PostgresStore:
             except TimeoutError:
                 self._pool.terminate()
 
+    async def _start(self) -> None:
+        """Initialise once for every request waiting: one attempt at a time, shared; a failure
+        is every waiter's answer, and the answer for ``_RETRY_AFTER`` seconds after it."""
+        if self._ready:
+            return
+        task = self._starting
+        if task is None or (task.done() and time.monotonic() - self._failed_at >= _RETRY_AFTER):
+            task = self._starting = asyncio.create_task(self._initialise())
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved even if nobody waits
+        await asyncio.shield(task)
+
     async def _initialise(self) -> None:
         """The schema at ``SCHEMA_VERSION`` and this service's table, with the samples the first
         time only; one instance at a time (an advisory lock), so several can start together."""
-        if self._ready:
-            return
-        async with self._initialising:
-            if self._ready:
-                return
+        try:
             async with self._session() as connection, connection.transaction():
                 await connection.execute("SELECT pg_advisory_xact_lock(hashtext('cms_mock schema'))")
                 await connection.execute("CREATE TABLE IF NOT EXISTS cms_mock_schema (version integer NOT NULL)")
-                version = await connection.fetchval("SELECT max(version) FROM cms_mock_schema") or 0
-                if version > SCHEMA_VERSION:
-                    raise StoreRefused(f"the database's schema is at version {version}, newer than this cms-mock knows ({SCHEMA_VERSION}); upgrade cms-mock")
+                version = await self._version(connection)
                 for step in range(version + 1, SCHEMA_VERSION + 1):
                     for statement in _MIGRATIONS[step]:
                         await connection.execute(statement)
@@ -122,7 +153,27 @@ class PostgresStore:
                 if await connection.fetchval("INSERT INTO cms_mock_tables (name) VALUES ($1) ON CONFLICT DO NOTHING RETURNING 1", self._name):
                     await self._fill(connection, self._rules.samples())
                     logger.info("created table %s with the sample records", self._name)
-            self._ready = True
+        except BaseException:
+            self._failed_at = time.monotonic()
+            raise
+        self._ready = True
+
+    async def _find(self) -> None:
+        """This service's table, as it is: refused when there is none."""
+        async with self._session() as connection:
+            if await connection.fetchval("SELECT to_regclass('cms_mock_tables') IS NULL"):
+                raise StoreRefused("the database holds no cms-mock schema")
+            await self._version(connection)
+            if not await connection.fetchval("SELECT 1 FROM cms_mock_tables WHERE name = $1", self._name):
+                raise StoreRefused(f"the database has no {self._name} table")
+        self._ready = True
+
+    @staticmethod
+    async def _version(connection: asyncpg.Connection) -> int:
+        version: int = await connection.fetchval("SELECT coalesce(max(version), 0) FROM cms_mock_schema")
+        if version > SCHEMA_VERSION:
+            raise StoreRefused(f"the database's schema is at version {version}, newer than this cms-mock knows ({SCHEMA_VERSION}); upgrade cms-mock")
+        return version
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -148,6 +199,7 @@ class PostgresStore:
         return [(row[0], row[1]) for row in rows]
 
     async def get(self, key: str) -> bytes:
+        self._storable(key)
         async with self._connection() as connection:
             body: bytes | None = await connection.fetchval(f"SELECT body FROM {self._table} WHERE id = $1", key)
         if body is None:
@@ -177,15 +229,17 @@ class PostgresStore:
                 await connection.execute(f"INSERT INTO {self._table} (id, body) VALUES ($1, $2)", record["id"], body)
                 return body
             # The id comes from the sequence inside the statement: the record is written around it.
-            rest = dump(self._rules.create(fields, counted=0))[len(b'{"id":0') :]
+            template = dump(self._rules.create(fields, counted=0))
+            assert template.startswith(_COUNTED_PREFIX)
             made: bytes = await connection.fetchval(
                 f"""INSERT INTO {self._table} (id, body) SELECT next::text, ('{{"id":' || next || $1)::json
                     FROM (SELECT nextval('{self._ids}') AS next) AS id RETURNING body""",
-                rest.decode(),
+                template[len(_COUNTED_PREFIX) :].decode(),
             )
             return made
 
     async def update(self, key: str, changes: dict[str, Any]) -> bytes:
+        self._storable(key)
         async with self._connection(change=True) as connection, connection.transaction():
             current = await connection.fetchval(f"SELECT body FROM {self._table} WHERE id = $1 FOR UPDATE", key)
             if current is None:
@@ -195,13 +249,17 @@ class PostgresStore:
         return body
 
     async def delete(self, key: str) -> None:
+        self._storable(key)
         async with self._connection(change=True) as connection:
             status = await connection.execute(f"DELETE FROM {self._table} WHERE id = $1", key)
         if status == "DELETE 0":
             raise self._rules.not_found(key)
 
     async def replace_all(self, records: Iterable[dict[str, Any]]) -> None:
+        """In one transaction; the table lock keeps creates out until it commits, so none can
+        take an id from the sequence that an imported record holds."""
         async with self._connection(change=True) as connection, connection.transaction():
+            await connection.execute(f"LOCK TABLE {self._table} IN SHARE ROW EXCLUSIVE MODE")
             await connection.execute(f"DELETE FROM {self._table}")
             await self._fill(connection, records)
 
@@ -210,40 +268,60 @@ class PostgresStore:
         rows = [(str(record["id"]), dump(record)) for record in records]
         await connection.copy_records_to_table(self._name, records=rows, columns=["id", "body"])
         if self._rules.counted_ids and rows:
-            highest = max(int(key) for key, _ in rows)
-            await connection.execute(f"SELECT setval('{self._ids}', greatest($1, (SELECT last_value FROM {self._ids})))", highest)
+            following = await connection.fetchval(f"SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM {self._ids}")
+            await connection.execute(f"SELECT setval('{self._ids}', $1, false)", self._rules.next_id(following, (key for key, _ in rows)))
+
+    def _storable(self, key: str) -> None:
+        """PostgreSQL's text holds no NUL character, so no record has an id with one: a 404,
+        as the spec says of any id no record has, not the database's refusal."""
+        if "\x00" in key:
+            raise self._rules.not_found(key)
 
     # -- connections -----------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
     async def _connection(self, change: bool = False) -> AsyncIterator[asyncpg.Connection]:
-        """A pooled connection to a database with this service's table in it."""
-        if not self._ready:
-            unchanged = "; nothing was changed" if change else ""
-            try:
-                await self._initialise()
-            except StoreRefused as exc:
-                raise StoreUnavailable(f"{exc}{unchanged}") from None
-            except StoreUnavailable as exc:
-                raise StoreUnavailable(f"{exc.reason}{unchanged}") from None
-        async with self._session(change) as connection:
-            yield connection
+        """A pooled connection to a database with this service's table in it, for one call that
+        ends within ``timeout`` seconds, or answers 503 saying what is known of the change."""
+        sent = False
+        try:
+            async with asyncio.timeout(self._timeout):
+                try:
+                    await self._start()
+                except StoreUnavailable as exc:  # the schema could not be made: nothing was sent
+                    raise StoreUnavailable(f"{exc.reason}{_outcome(change, True)}") from None
+                async with self._session(change) as connection:
+                    sent = True
+                    yield connection
+        except TimeoutError:
+            raise StoreUnavailable(f"the database did not answer within {self._timeout:g} s{_outcome(change, not sent)}") from None
+        except StoreRefused as exc:
+            raise StoreUnavailable(f"{exc}{_outcome(change, True)}") from None
 
     @contextlib.asynccontextmanager
     async def _session(self, change: bool = False) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection; whatever the database does wrong becomes a 503 that says what
         happened, and whether the change may have been made."""
         if self._closed or self._pool is None:
-            raise StoreUnavailable("the store is closed; nothing was changed")
+            raise StoreUnavailable(f"the store is closed{_outcome(change, True)}")
         try:
-            connection = await self._pool.acquire(timeout=self._timeout)
-        except _FAILURES as exc:
-            raise StoreUnavailable(f"the database is unreachable ({_why(exc)})" + ("; nothing was changed" if change else "")) from None
+            connection = await self._pool.acquire()
+        except _CONFIGURATION as exc:
+            raise StoreRefused(f"DATABASE_URL cannot be used: {_why(exc)}") from None
+        except _UNREACHABLE as exc:
+            raise StoreUnavailable(f"the database is unreachable ({_why(exc)}){_outcome(change, True)}") from None
         try:
             yield connection
-        except _FAILURES as exc:
-            outcome = "; the change was not acknowledged and may or may not have been made: read it back" if change else ""
-            raise StoreUnavailable(f"the database failed ({_why(exc)}){outcome}") from None
+        except asyncpg.UndefinedTableError as exc:  # dropped under us: make the schema again next time
+            self._ready = False
+            raise StoreUnavailable(f"the database lost its tables ({_why(exc)}){_outcome(change, True)}") from None
+        except _CUT_OFF as exc:
+            raise StoreUnavailable(f"the database failed ({_why(exc)}){_outcome(change, False)}") from None
+        except asyncpg.PostgresError as exc:  # the server refused it: the statement was rolled back
+            raise StoreUnavailable(f"the database refused the statement ({_why(exc)}){_outcome(change, True)}") from None
         finally:
-            with contextlib.suppress(*_FAILURES):
+            with contextlib.suppress(*_UNREACHABLE):
                 await self._pool.release(connection)
+
+
+_COUNTED_PREFIX = b'{"id":0'

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
-import yaml
 from connexion.json_schema import resolve_refs
 
 from cms_mock import datafile
@@ -56,18 +55,25 @@ def main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
     try:
         flags = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(Settings)}
+        if args.command == "import" and flags["database_timeout"] is None:
+            flags["database_timeout"] = _IMPORT_TIMEOUT
         settings = Settings.from_env(None, **{**flags, "service": args.service})
-        settings.check_data_dir()
         chosen = service(settings.service)
         if args.command == "export":
             asyncio.run(_export(settings, chosen, args.out))
         else:
+            settings.check_data_dir()
             records = read_records(chosen, sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes())
             asyncio.run(_import(settings, chosen, records))
     except (SettingsError, StoreRefused, StoreUnavailable, InvalidRecords, OSError) as exc:
         print(f"cms-mock {args.command}: {exc}", file=sys.stderr)
         return 1 if isinstance(exc, InvalidRecords) else 2 if isinstance(exc, SettingsError) else 3
     return 0
+
+
+_IMPORT_TIMEOUT = 600.0
+"""Seconds an import may take in the database (a million records is one long statement);
+``--database-timeout`` (not ``DATABASE_TIMEOUT``, which is for requests) sets another."""
 
 
 class InvalidRecords(ValueError):
@@ -83,29 +89,30 @@ def read_records(chosen: Service, data: bytes) -> list[dict[str, Any]]:
         raise InvalidRecords(f"not a JSON document: {exc.errors[0].msg}") from None
     if not isinstance(document, dict):
         raise InvalidRecords(f"the top level is a {type(document).__name__}, not an object of records keyed by id")
-    with open(chosen.spec_path, encoding="utf-8") as handle:
-        spec = resolve_refs(yaml.safe_load(handle))
-    schema = copy.deepcopy(spec["components"]["schemas"][chosen.record_schema])
+    schema = copy.deepcopy(resolve_refs(chosen.load_spec())["components"]["schemas"][chosen.record_schema])
     validator = RequestValidator(schema, format_checker=FORMAT_CHECKER)
     problems = []
     for key, record in document.items():
         for error in collect_errors(validator, schema, record):
             problems.append(f"record {key!r}: {'.'.join(map(str, error.loc[1:])) or 'record'}: {error.msg}")
-        if isinstance(record, dict) and str(record.get("id")) != key:
-            problems.append(f"record {key!r}: its id {record.get('id')!r} is not its key")
+        if isinstance(record, dict):
+            problems.extend(f"record {key!r}: {problem}" for problem in chosen.rules.problems(record))
+            if str(record.get("id")) != key:
+                problems.append(f"record {key!r}: its id {record.get('id')!r} is not its key")
     if problems:
         raise InvalidRecords(f"{len(problems)} problems, nothing was imported:\n" + "\n".join(problems))
     return list(document.values())
 
 
-async def _opened(settings: Settings, chosen: Service) -> RecordStore:
+async def _opened(settings: Settings, chosen: Service, create: bool) -> RecordStore:
     store = make_store(settings, chosen)
-    await store.open()
+    await store.open(create=create)
     return store
 
 
 async def _export(settings: Settings, chosen: Service, out: Path | None) -> None:
-    store = await _opened(settings, chosen)
+    """Reads the store as it is: a missing or damaged one is refused, never made or repaired."""
+    store = await _opened(settings, chosen, create=False)
     try:
         records = await store.list()
         with _destination(out) as handle:
@@ -122,7 +129,7 @@ async def _export(settings: Settings, chosen: Service, out: Path | None) -> None
 
 
 async def _import(settings: Settings, chosen: Service, records: list[dict[str, Any]]) -> None:
-    store = await _opened(settings, chosen)
+    store = await _opened(settings, chosen, create=True)
     try:
         await store.replace_all(records)
     finally:

@@ -3,8 +3,10 @@ what one acknowledges every other reads at once, and no fault loses an acknowled
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -177,19 +179,23 @@ def test_the_database_restarted_under_load_gives_503s_then_recovers_and_loses_no
     assert httpx.post(f"{second.url}/api/customers", json=NEW_CUSTOMER).status_code == 201
 
 
+def wait_answering(server: LiveServer) -> httpx.Response:
+    """The first answer of /health, whatever it is, from a server started without waiting."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return httpx.get(f"{server.url}/health", timeout=10)
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, server.output()
+            time.sleep(0.1)
+
+
 def test_a_database_that_is_not_there_is_a_503_within_the_timeout_never_a_hang(tmp_path):
     nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/none"
     server = LiveServer(tmp_path / "data", env={"DATABASE_URL": nowhere, "DATABASE_TIMEOUT": "2"})
     server.start(wait=False)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                health = httpx.get(f"{server.url}/health", timeout=10)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, server.output()
-                time.sleep(0.1)
+        health = wait_answering(server)
         assert health.status_code == 503
         assert "total_customers" not in health.json()  # unknown, so not said
         started = time.monotonic()
@@ -224,3 +230,34 @@ def test_a_database_at_a_newer_schema_version_is_refused_and_left_alone(tmp_path
     assert "schema is at version 99, newer than this cms-mock knows (1)" in server.output()
     assert [row[0] for row in postgres.fetch("SELECT version FROM cms_mock_schema", name)] == [99]
     assert not postgres.fetch("SELECT 1 FROM pg_tables WHERE tablename = 'cms_records'", name)
+
+
+def test_a_crowd_of_requests_to_a_silent_database_is_answered_within_the_timeout(tmp_path):
+    """A database that accepts connections and never answers (a black hole): every request of
+    a crowd gets its 503 within about one timeout, not one timeout per request before it."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(100)
+    url = f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/none"
+    server = LiveServer(tmp_path / "data", env={"DATABASE_URL": url, "DATABASE_TIMEOUT": "1"})
+    server.start(wait=False)
+    try:
+        wait_answering(server)
+        started = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(20) as pool:
+            answers = list(pool.map(lambda n: httpx.get(f"{server.url}/api/customers/{n}", timeout=30), range(20)))
+        elapsed = time.monotonic() - started
+        assert {answer.status_code for answer in answers} == {503}
+        assert all("within 1 s" in answer.json()["detail"] or "unreachable" in answer.json()["detail"] for answer in answers)
+        assert elapsed < 5, elapsed
+    finally:
+        server.stop()
+        silent.close()
+
+
+def test_a_database_url_that_cannot_work_refuses_the_start(tmp_path, postgres):
+    server = LiveServer(tmp_path / "data", env={"DATABASE_URL": postgres.url("no_such_database")})
+    server.start(wait=False)
+    assert server.process is not None
+    assert server.process.wait(30) == 3
+    assert "DATABASE_URL cannot be used: InvalidCatalogNameError" in server.output()

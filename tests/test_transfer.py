@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from cms_mock import samples
 from tests.conftest import NEW_CUSTOMER, NEW_PROFILE, LiveServer
 from tests.postgres import Cluster
 
@@ -65,7 +66,8 @@ def test_profiles_keep_their_integer_ids_and_new_ones_go_on_after_them(tmp_path:
 
 def test_an_invalid_file_is_refused_whole_listing_every_problem_and_nothing_changes(tmp_path: Path):
     data = tmp_path / "data"
-    assert cms_mock("export", "--data-dir", str(data), "--out", str(tmp_path / "before.json")).returncode == 0
+    data.mkdir()
+    (data / "customers.json").write_text(json.dumps({c["id"]: c for c in samples.customers()}, indent=2))
     before = (data / "customers.json").read_bytes()
     good = json.loads(before)
     first = next(iter(good))
@@ -98,3 +100,36 @@ def test_an_import_beside_a_running_service_is_seen_by_it_at_once(tmp_path: Path
         assert httpx.get(f"{server.url}/api/customers").json() == [only]
     finally:
         server.stop()
+
+
+def test_an_export_changes_nothing_and_refuses_a_store_that_is_not_there(tmp_path: Path, postgres: Cluster):
+    missing = cms_mock("export", "--data-dir", str(tmp_path / "typo"))
+    assert missing.returncode == 3
+    assert b"there is no data file at" in missing.stderr
+    assert not (tmp_path / "typo").exists()
+    empty = postgres.database()
+    refused = cms_mock("export", "--database-url", empty)
+    assert refused.returncode == 3
+    assert b"no cms-mock schema" in refused.stderr
+    assert not postgres.fetch("SELECT 1 FROM pg_tables WHERE schemaname = 'public'", empty.rsplit("/", 1)[1])
+
+
+def test_ids_and_timestamps_the_api_could_not_serve_are_refused(tmp_path: Path):
+    stamp = "2024-01-01T00:00:00.000000"
+    profiles = {
+        str(2**63): {"id": 2**63, **NEW_PROFILE, "created_at": stamp, "updated_at": stamp},
+        "5": {"id": 5, **NEW_PROFILE, "created_at": stamp, "updated_at": "2026-13-45T99:99:99.000000"},
+        "6": {"id": 6, **NEW_PROFILE, "created_at": stamp, "updated_at": "9999-12-31T23:59:59.999999"},
+    }
+    (tmp_path / "p.json").write_text(json.dumps(profiles))
+    refused = cms_mock("import", str(tmp_path / "p.json"), "--service", "profile", "--data-dir", str(tmp_path / "data"))
+    assert refused.returncode == 1
+    message = refused.stderr.decode()
+    assert f"record '{2**63}': id: must be an integer from 1 to {2**63 - 1}" in message
+    assert "record '5': updated_at: '2026-13-45T99:99:99.000000' is not a real time" in message
+    assert "record '6': updated_at: must be before the year 9999" in message
+    customers = {"a/b": {"id": "a/b", **NEW_CUSTOMER, "created_at": stamp, "updated_at": stamp}}
+    (tmp_path / "c.json").write_text(json.dumps(customers))
+    refused = cms_mock("import", str(tmp_path / "c.json"), "--data-dir", str(tmp_path / "data"))
+    assert "record 'a/b': id: must be 1 to 256 printable characters without '/'" in refused.stderr.decode()
+    assert not (tmp_path / "data" / "profiles.json").exists()
