@@ -1,8 +1,10 @@
-"""Data files of N customers with predictable ids, so load scripts can address any of them."""
+"""N customers with predictable ids, so load scripts can address any of them: a data file for
+the JSON store here, rows for the PostgreSQL store in ``bench/postgres.py``."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from cms_mock.datafile import encode, render
 
@@ -12,22 +14,27 @@ def customer_id(index: int) -> str:
     return f"00000000-0000-4000-8000-{index:012d}"
 
 
+def customer(index: int) -> dict[str, Any]:
+    """The ``index``-th customer, with the timestamps in the seed's format."""
+    return {
+        "id": customer_id(index),
+        "name": f"Customer {index}",
+        "email": f"customer{index}@example.com",
+        "phone": f"+1-555-{index % 10000:04d}",
+        "address": f"{index} Benchmark Avenue, Springfield, IL 62701",
+        "company": f"Company {index % 977}",
+        "status": "active" if index % 5 else "inactive",
+        "created_at": "2026-02-01T10:00:00.000000",
+        "updated_at": "2026-02-01T10:00:00.000000",
+    }
+
+
 def write_customers(data_dir: Path, count: int) -> Path:
     """``customers.json`` with ``count`` customers, in the service's own file format."""
     data_dir.mkdir(parents=True, exist_ok=True)
     records = {}
     for index in range(count):
-        record = {
-            "id": customer_id(index),
-            "name": f"Customer {index}",
-            "email": f"customer{index}@example.com",
-            "phone": f"+1-555-{index % 10000:04d}",
-            "address": f"{index} Benchmark Avenue, Springfield, IL 62701",
-            "company": f"Company {index % 977}",
-            "status": "active" if index % 5 else "inactive",
-            "created_at": "2026-02-01T10:00:00.000000",
-            "updated_at": "2026-02-01T10:00:00.000000",
-        }
+        record = customer(index)
         records[record["id"]] = encode(record)
     path = data_dir / "customers.json"
     path.write_bytes(b"".join(render(records)))

@@ -32,11 +32,17 @@ def server_binaries() -> Path | None:
 
 
 class Cluster:
-    """One running PostgreSQL server; ``database()`` gives each test a database of its own."""
+    """One running PostgreSQL server; ``database()`` gives each test a database of its own.
 
-    def __init__(self, bindir: Path, port: int) -> None:
+    ``durable=True`` (the benchmark) keeps the server's defaults; the tests' server runs with
+    ``fsync=off``, which only matters if the machine itself crashes (not a test's concern): a
+    server stopped or killed keeps every commit in its WAL.
+    """
+
+    def __init__(self, bindir: Path, port: int, durable: bool = False) -> None:
         self.bindir = bindir
         self.port = port
+        self.durable = durable
         self.root = Path(tempfile.mkdtemp(prefix="cms-mock-pg-"))
         self.data = self.root / "data"
         self.user = "postgres" if os.geteuid() == 0 else None
@@ -53,9 +59,8 @@ class Cluster:
         self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale", "C")
 
     def start(self) -> None:
-        """Start (or start again) the server. ``fsync=off`` only matters if the machine itself
-        crashes (not a test's concern): a server stopped or killed keeps every commit in its WAL."""
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off"
+        """Start (or start again) the server."""
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=300" + ("" if self.durable else " -c fsync=off")
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "server.log"), "-w", "-t", "60", "-o", options, "start")
 
     def stop(self, mode: str = "fast") -> None:
@@ -64,6 +69,10 @@ class Cluster:
     def remove(self) -> None:
         self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def postmaster_pid(self) -> int:
+        """The server's main process (its backends are its children)."""
+        return int((self.data / "postmaster.pid").read_text().split()[0])
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"

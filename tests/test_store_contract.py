@@ -226,3 +226,18 @@ def test_a_closed_store_refuses_writes_and_changes_nothing(store_of):
             await store.create(dict(NEW_CUSTOMER))
 
     run(scenario())
+
+
+def test_concurrent_updates_of_one_record_are_each_made_once_in_some_order(store_of):
+    """No update is lost: each answer carries a distinct, later ``updated_at``, and the record
+    ends as the latest of them (PostgreSQL writes by compare-and-set and reads again on a race)."""
+
+    async def scenario() -> None:
+        async with store_of("cms") as store:
+            key = samples.customers()[0]["id"]
+            answers = [json.loads(b) for b in await asyncio.gather(*(store.update(key, {"name": f"N{i}"}) for i in range(60)))]
+            stamps = [a["updated_at"] for a in answers]
+            assert len(set(stamps)) == 60
+            assert json.loads(await store.get(key)) == max(answers, key=lambda a: a["updated_at"])
+
+    run(scenario())

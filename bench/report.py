@@ -1,0 +1,158 @@
+"""The benchmark's Markdown, and its targets marked pass or fail.
+
+Targets (measured, never tuned for):
+- PostgreSQL: GET by id and writes flat from its smallest to its largest size (10,000 to
+  1,000,000): the largest's requests/s at least 80 % of the smallest's;
+- PostgreSQL's writes at its largest size at least the JSON file's at 10,000 (same workers);
+- start-up at PostgreSQL's largest size under 2 s (process start to the first 200 of /health);
+- the service's RSS (all its processes) under 250 MB while it streams the largest list.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+WRITES = ("POST", "PUT", "DELETE")
+FLAT = 0.8
+STARTUP_S = 2.0
+RSS_MB = 250.0
+MIB = 2**20 / 1e6  # MB per MiB
+
+
+def _row(report: dict[str, Any], backend: str, size: int, workers: int) -> dict[str, Any] | None:
+    return next((r for r in report["rows"] if r.get("backend", "file") == backend and r["customers"] == size and r["workers"] == workers), None)
+
+
+def _rps(row: dict[str, Any], label: str) -> str:
+    figures = row["operations"].get(label)
+    if figures is None:
+        return "-"
+    return ("≥" if figures.get("ids_exhausted") else "") + f"{figures['rps']:,.0f}"
+
+
+def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target per worker count: what was compared, the ratio or value, pass or fail."""
+    found: list[dict[str, Any]] = []
+    pg_sizes = sorted(report.get("sizes", {}).get("postgres", []))
+    for workers in (int(w) for w in report["floor_rps"]):
+        if len(pg_sizes) >= 2:
+            small, large = _row(report, "postgres", pg_sizes[0], workers), _row(report, "postgres", pg_sizes[-1], workers)
+            for label in ("GET by id", *WRITES):
+                if small and large and label in small["operations"] and label in large["operations"]:
+                    a, b = small["operations"][label]["rps"], large["operations"][label]["rps"]
+                    found.append(
+                        {
+                            "target": f"PostgreSQL {label} flat {pg_sizes[0]:,} -> {pg_sizes[-1]:,} (≥ {FLAT:.0%})",
+                            "workers": workers,
+                            "detail": f"{b:,.0f} / {a:,.0f} req/s",
+                            "ratio": b / a,
+                            "pass": b / a >= FLAT,
+                        }
+                    )
+        if pg_sizes:
+            large = _row(report, "postgres", pg_sizes[-1], workers)
+            file_10k = _row(report, "file", 10_000, workers)
+            for label in WRITES:
+                if large and file_10k and label in large["operations"] and label in file_10k["operations"]:
+                    a, b = file_10k["operations"][label]["rps"], large["operations"][label]["rps"]
+                    found.append(
+                        {
+                            "target": f"PostgreSQL {label} at {pg_sizes[-1]:,} ≥ JSON file at 10,000",
+                            "workers": workers,
+                            "detail": f"{b:,.0f} / {a:,.0f} req/s",
+                            "ratio": b / a,
+                            "pass": b >= a,
+                        }
+                    )
+            if large:
+                found.append(
+                    {
+                        "target": f"PostgreSQL start-up at {pg_sizes[-1]:,} < {STARTUP_S:.0f} s",
+                        "workers": workers,
+                        "detail": f"{large['startup_s']:.2f} s (median of {len(large.get('startups_s', [0]))})",
+                        "ratio": large["startup_s"] / STARTUP_S,
+                        "pass": large["startup_s"] < STARTUP_S,
+                    }
+                )
+                rss = large["list"]["peak_rss_sum_mib"] * MIB
+                found.append(
+                    {
+                        "target": f"PostgreSQL RSS streaming the {pg_sizes[-1]:,} list < {RSS_MB:.0f} MB",
+                        "workers": workers,
+                        "detail": f"{rss:.0f} MB (sum of {large['list']['processes']} processes; workers {large['list']['peak_rss_workers_mib'] * MIB:.0f} MB)",
+                        "ratio": rss / RSS_MB,
+                        "pass": rss < RSS_MB,
+                    }
+                )
+    return found
+
+
+def markdown(report: dict[str, Any]) -> str:
+    minutes = report.get("duration_s", 0) / 60
+    lines = [
+        f"Run {report['date']} on {report['machine']} ({report.get('cores')} cores, shared: figures are noisy, compare within one run); "
+        f"{report['seconds']:.0f} s per wrk operation, loopback; the whole run took {minutes:.1f} min.",
+        "",
+    ]
+    if report.get("postgres"):
+        lines += ["PostgreSQL (throwaway server, default settings): " + ", ".join(f"{k} {v}" for k, v in report["postgres"].items()), ""]
+    lines += [
+        "Floor (raw ASGI app, same uvicorn): " + ", ".join(f"{w} worker(s) {rps:,.0f} req/s" for w, rps in report["floor_rps"].items()),
+        "",
+        "Connexion's floor (one-operation AsyncApp, default middleware, same body): "
+        + ", ".join(f"{w} worker(s) {rps:,.0f} req/s" for w, rps in report["connexion_floor_rps"].items()),
+        "",
+        "## Side by side",
+        "",
+        "Requests/s with wrk, 50 connections (≥: DELETE ran out of ids, a lower bound). Full list: median of "
+        f"{report.get('list_requests', '?')} sequential GETs of the whole list; RSS while listing: peak of the sum of VmRSS over all the "
+        "service's processes, sampled every 20 ms while they stream (in brackets: its workers alone; with 2 workers the supervisor "
+        "and multiprocessing's resource tracker add about 70 MB, and each process counts the shared pages it maps). "
+        "Start-up: process start to the first 200 of /health, the median of "
+        f"{report.get('startups', 1)} starts.",
+        "",
+        "| store | N | workers | GET by id | GET by id, 10 conns | POST | PUT | DELETE | full list | MB/s | RSS while listing (workers) | start-up | /health |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in sorted(report["rows"], key=lambda r: (r.get("backend", "file"), r["customers"], r["workers"])):
+        listing = row.get("list")
+        listed = "- | - | -"
+        if listing:
+            rss = f"{listing['peak_rss_sum_mib'] * MIB:.0f} MB ({listing['peak_rss_workers_mib'] * MIB:.0f} MB)"
+            listed = f"{listing['median_s']:.3f} s | {listing['mb_per_s']:.0f} | {rss}"
+        ops = " | ".join(_rps(row, label) for label in ("GET by id", "GET by id, 10 conns", "POST", "PUT", "DELETE"))
+        health = f"{row['health_ms']:.0f} ms" if "health_ms" in row else "-"
+        lines.append(f"| {row.get('backend', 'file')} | {row['customers']:,} | {row['workers']} | {ops} | {listed} | {row['startup_s']:.2f} s | {health} |")
+    if report.get("targets"):
+        lines += ["", "## Targets", "", "| target | workers | measured | ratio | result |", "|---|---|---|---|---|"]
+        for t in report["targets"]:
+            lines.append(f"| {t['target']} | {t['workers']} | {t['detail']} | {t['ratio']:.2f} | {'pass' if t['pass'] else 'FAIL'} |")
+    lines += [
+        "",
+        "## Every operation",
+        "",
+        "CPU µs/request: CPU time (user + system) of the service's processes and of PostgreSQL's server over the run, divided by the requests wrk made.",
+        "",
+        "| store | workers | N | operation | req/s | ratio to floor | p50 ms | p99 ms | errors | service CPU µs/req | PostgreSQL CPU µs/req |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in report["rows"]:
+        for label, f in row["operations"].items():
+            cpu = f.get("cpu_us_per_request", {})
+            used = " | ".join(f"{cpu[name]:,.0f}" if name in cpu else "-" for name in ("service", "postgres"))
+            figures = f"{_rps(row, label)} | {f['ratio_to_floor']:.3f} | {f['p50_ms']:.1f} | {f['p99_ms']:.1f} | {f['errors']} | {used}"
+            lines.append(f"| {row.get('backend', 'file')} | {row['workers']} | {row['customers']:,} | {label} | {figures} |")
+    lines += [
+        "",
+        "| store | workers | N | seeding | start-up to first 200 (median; each) | peak RSS (one process) | data | CPU per full list: service, PostgreSQL |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in report["rows"]:
+        data = f"{row['file_mib']:.1f} MiB file" if "file_mib" in row else f"{row.get('table_mib', 0):.0f} MiB table"
+        seeded = f"{row['seed_s']:.1f} s" if "seed_s" in row else "-"
+        each = ", ".join(f"{s:.2f}" for s in row.get("startups_s", []))
+        start, rss = f"{row['startup_s']:.2f} s ({each})", f"{row['peak_rss_mib']:.0f} MiB"
+        cpu = row.get("list", {}).get("cpu_s_per_list", {})
+        data += " | " + ", ".join(f"{cpu[name]:.2f} s" if name in cpu else "-" for name in ("service", "postgres"))
+        lines.append(f"| {row.get('backend', 'file')} | {row['workers']} | {row['customers']:,} | {seeded} | {start} | {rss} | {data} |")
+    return "\n".join(lines) + "\n"
