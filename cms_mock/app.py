@@ -24,14 +24,16 @@ from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
 from starlette.middleware.cors import CORSMiddleware
 
-from cms_mock import error_responses, protocol
+from cms_mock import admin, error_responses, protocol
 from cms_mock.backends import make_store, where
 from cms_mock.documents import DOCS, Documents
 from cms_mock.errors import StoreRefused
 from cms_mock.gate import RequestGate
 from cms_mock.logs import configure_logging
 from cms_mock.middleware import AccessLog, ApiKeyGuard, BodyLimit
+from cms_mock.record_files import start_records
 from cms_mock.runtime import Runtime
+from cms_mock.services import load_spec
 from cms_mock.services import service as service_named
 from cms_mock.settings import Settings
 from cms_mock.spec_routes import SpecRoutes
@@ -54,6 +56,10 @@ def create_app(settings: Settings) -> AsyncApp:
     service = service_named(settings.service)
     spec = service.load_spec()
     check_patterns(spec)
+    start = start_records(service, settings.fixtures)
+    control = admin.admin_spec(load_spec(admin.SPEC_FILE), service, spec) if settings.admin_api else None
+    if control is not None:
+        check_patterns(control)
     for notice in settings.notices:
         logger.warning("%s", notice)
 
@@ -65,7 +71,7 @@ def create_app(settings: Settings) -> AsyncApp:
         except StoreRefused as exc:
             logger.critical("refusing to start: %s", exc)
             raise
-        runtime = Runtime(spec, store)
+        runtime = Runtime(spec, store, service.rules, start)
         logger.info("%s serving the records in %s", runtime.title, where(settings, service))
         try:
             yield {"runtime": runtime}
@@ -90,7 +96,19 @@ def create_app(settings: Settings) -> AsyncApp:
         validate_responses=settings.debug,
         pythonic_params=False,
     )
-    routes = SpecRoutes(spec)
+    routing = spec
+    if control is not None:
+        app.add_api(
+            copy.deepcopy(control),
+            base_path=admin.PREFIX,
+            resolver=SnakeCaseResolver(),
+            validator_map=VALIDATOR_MAP,
+            validate_responses=settings.debug,
+            pythonic_params=False,
+            swagger_ui_options=SwaggerUIOptions(swagger_ui=False, serve_spec=False),  # Documents serves its document and page
+        )
+        routing = admin.with_admin_paths(spec, control)
+    routes = SpecRoutes(routing)
     error_responses.register(app, service.dialect)
     app.add_middleware(
         CORSMiddleware,
@@ -101,10 +119,19 @@ def create_app(settings: Settings) -> AsyncApp:
     )
     app.add_middleware(AccessLog, position=MiddlewarePosition.BEFORE_EXCEPTION)
     app.add_middleware(Documents, position=MiddlewarePosition.BEFORE_SWAGGER, spec=spec)
+    if control is not None:
+        app.add_middleware(Documents, position=MiddlewarePosition.BEFORE_SWAGGER, spec=control, prefix=admin.PREFIX)
     app.add_middleware(RequestGate, position=MiddlewarePosition.BEFORE_SWAGGER, routes=routes, assets=DOCS)
     app.add_middleware(BodyLimit, position=MiddlewarePosition.BEFORE_ROUTING, max_bytes=settings.max_body_bytes)
     if settings.api_key:
-        app.add_middleware(ApiKeyGuard, position=MiddlewarePosition.BEFORE_ROUTING, key=settings.api_key, reads=settings.api_key_reads, routes=routes)
+        app.add_middleware(
+            ApiKeyGuard,
+            position=MiddlewarePosition.BEFORE_ROUTING,
+            key=settings.api_key,
+            reads=settings.api_key_reads,
+            routes=routes,
+            always_under=admin.PREFIX + "/",
+        )
     return app
 
 

@@ -15,6 +15,7 @@ import signal
 import socket
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import uvicorn
 
@@ -22,6 +23,7 @@ from cms_mock import __version__, protocol, transfer
 from cms_mock.app import check_store, create_app
 from cms_mock.errors import StoreRefused
 from cms_mock.logs import configure_logging
+from cms_mock.record_files import InvalidRecords, start_records
 from cms_mock.services import SERVICES, service
 from cms_mock.settings import Settings, SettingsError, parse_origins
 from cms_mock.workers import SUPERVISOR
@@ -43,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
         parser.add_argument(f"--{entry.key}-port", type=int, default=entry.default_port, help=f"the {entry.key} port with 'all' (default {entry.default_port})")
     transfer.add_store_flags(parser)
     parser.add_argument("--in-memory", action="store_true", default=None, help="keep data in memory only, write nothing")
+    parser.add_argument("--no-admin", dest="admin_api", action="store_false", default=None, help="turn off the control plane under /__admin")
+    parser.add_argument("--fixtures", type=Path, help="records (the data file's format) that POST /__admin/reset puts back")
     parser.add_argument("--workers", type=int, help="uvicorn worker processes sharing the data directory (default 1)")
     parser.add_argument("--log-level", help="critical, error, warning, info (default) or debug")
     parser.add_argument("--debug", action="store_true", default=None, help="debug logging and response validation")
@@ -125,6 +129,8 @@ def _export(settings: Settings) -> None:
         MAX_HEAD_BYTES=str(settings.max_head_bytes),
         MAX_CONNECTIONS=str(settings.max_connections),
         DATABASE_TIMEOUT=str(settings.database_timeout),
+        ADMIN_API=str(settings.admin_api).lower(),
+        FIXTURES=str(settings.fixtures or ""),
         **({"DATABASE_URL": settings.database_url} if settings.database_url else {}),
         **{SUPERVISOR: str(os.getpid())},
     )
@@ -147,7 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             all_settings.append(Settings.from_env(None, **overrides))
         for settings in all_settings:
             settings.check_data_dir()
-    except SettingsError as exc:
+            start_records(service(settings.service), settings.fixtures)
+    except (SettingsError, InvalidRecords) as exc:
         print(f"cms-mock: {exc}", file=sys.stderr)
         return 2
     configure_logging(all_settings[0].log_level)

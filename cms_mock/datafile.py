@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -178,7 +179,7 @@ def load_or_recover(path: Path) -> dict[str, Entry] | None:
         _write_synced(temp, [data])
         _link_or_copy(path, aside)
         os.replace(temp, path)
-        _fsync_directory(path.parent)
+        sync_directory(path.parent)
         logger.warning(
             "RECOVERED: %s was damaged (%s); it was moved to %s and the service starts from %s (%d records). Changes after that backup are lost.",
             path,
@@ -213,7 +214,7 @@ def replace(path: Path, records: dict[str, Entry]) -> Signature | None:
     finally:
         temp.unlink(missing_ok=True)
     try:
-        _fsync_directory(path.parent)
+        sync_directory(path.parent)
     except OSError as exc:
         raise Unsynced(exc, signature(path)) from exc
     return signature(path)
@@ -228,8 +229,9 @@ def write_small(path: Path, data: bytes) -> None:
 @contextlib.contextmanager
 def writing(path: Path) -> Iterator[IO[bytes]]:
     """A file to write that replaces ``path`` durably when the block ends, and never if it
-    fails: readers see the old content or the whole new one (no ``.bak``: for sidecars and exports)."""
-    temp = _temp_path(path, "tmp")
+    fails: readers see the old content or the whole new one (no ``.bak``: for sidecars, snapshots
+    and exports). Its temp file is this call's alone, so two writers of one path never mix."""
+    temp = path.with_name(f"{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         with open(temp, "wb") as handle:
             yield handle
@@ -238,7 +240,7 @@ def writing(path: Path) -> Iterator[IO[bytes]]:
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
-    _fsync_directory(path.parent)
+    sync_directory(path.parent)
 
 
 def ids_path(path: Path) -> Path:
@@ -278,7 +280,8 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
-def _fsync_directory(directory: Path) -> None:
+def sync_directory(directory: Path) -> None:
+    """Make a rename, creation or deletion in ``directory`` durable."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

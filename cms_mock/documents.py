@@ -39,7 +39,7 @@ _PAGE = """<!DOCTYPE html>
     <script>
       window.onload = function () {{
         window.ui = SwaggerUIBundle({{
-          url: "/openapi.json",
+          url: "{spec_url}",
           dom_id: "#swagger-ui",
           deepLinking: true,
           presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
@@ -53,27 +53,29 @@ _PAGE = """<!DOCTYPE html>
 """
 
 
-def served_spec(spec: dict[str, Any]) -> dict[str, Any]:
+def served_spec(spec: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """The spec as written, with the server that serves it listed first."""
-    this_server = {"url": "/", "description": "The server that served this document"}
+    this_server = {"url": prefix or "/", "description": "The server that served this document"}
     return {**spec, "servers": [this_server, *spec.get("servers", [])]}
 
 
 class Documents:
-    """Answers ``GET`` (and ``HEAD``) of the spec, the Swagger UI page and the favicon from bytes built once."""
+    """Answers ``GET`` (and ``HEAD``) of the spec, the Swagger UI page and the favicon from bytes
+    built once; ``prefix``: where a second API (the control plane) serves its own."""
 
-    def __init__(self, app: ASGIApp, spec: dict[str, Any]) -> None:
+    def __init__(self, app: ASGIApp, spec: dict[str, Any], prefix: str = "") -> None:
         self.app = app
-        served = served_spec(spec)
-        page = _PAGE.format(title=html.escape(spec["info"]["title"])).encode()
+        served = served_spec(spec, prefix)
+        page = _PAGE.format(title=html.escape(spec["info"]["title"]), spec_url=f"{prefix}/openapi.json").encode()
         self._documents = {
-            "/openapi.json": (b"application/json", orjson.dumps(served)),
-            "/openapi.yaml": (b"application/yaml; charset=utf-8", yaml.safe_dump(served, sort_keys=False, allow_unicode=True).encode()),
-            DOCS: (b"text/html; charset=utf-8", page),  # no redirect to /docs/: the page's links are absolute
-            f"{DOCS}/": (b"text/html; charset=utf-8", page),
-            f"{DOCS}/index.html": (b"text/html; charset=utf-8", page),
-            "/favicon.ico": (b"image/png", (swagger_ui_path / "favicon-32x32.png").read_bytes()),
+            f"{prefix}/openapi.json": (b"application/json", orjson.dumps(served)),
+            f"{prefix}/openapi.yaml": (b"application/yaml; charset=utf-8", yaml.safe_dump(served, sort_keys=False, allow_unicode=True).encode()),
+            f"{prefix}{DOCS}": (b"text/html; charset=utf-8", page),  # no redirect to /docs/: the page's links are absolute
+            f"{prefix}{DOCS}/": (b"text/html; charset=utf-8", page),
+            f"{prefix}{DOCS}/index.html": (b"text/html; charset=utf-8", page),
         }
+        if not prefix:
+            self._documents["/favicon.ico"] = (b"image/png", (swagger_ui_path / "favicon-32x32.png").read_bytes())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         document = self._documents.get(scope["path"]) if scope["type"] == "http" else None

@@ -47,6 +47,13 @@ NOTHING_CHANGED = "nothing was changed"
 MAYBE_CHANGED = "the change was not acknowledged and may or may not have been made: read it back"
 
 
+class SnapshotNotFound(ApiError):
+    status = 404
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Snapshot {name} not found")
+
+
 class StoreUnavailable(ApiError):
     """The store cannot do what was asked now; the reason says whether anything changed
     (``NOTHING_CHANGED``, ``MAYBE_CHANGED``) when it was asked to change something."""

@@ -83,19 +83,21 @@ class BodyLimit:
 
 class ApiKeyGuard:
     """With ``API_KEY`` set: writes to the operations the spec secures need ``X-API-Key`` (reads
-    too with ``API_KEY_READS``). The key is compared in constant time, so timing tells nothing.
+    too with ``API_KEY_READS``, and every call under ``always_under``: the control plane). The key is compared in constant time, so timing tells nothing.
     """
 
     _READS = frozenset({"GET", "HEAD"})
 
-    def __init__(self, app: ASGIApp, key: str, reads: bool, routes: SpecRoutes) -> None:
+    def __init__(self, app: ASGIApp, key: str, reads: bool, routes: SpecRoutes, always_under: str) -> None:
         self.app = app
         self.key = key.encode()
         self.reads = reads
         self.routes = routes
+        self.always_under = always_under  # the control plane: reads need the key too
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (self.reads or scope["method"] not in self._READS) and self.routes.secured(scope["method"], scope["path"]):
+        reads = self.reads or scope.get("path", "").startswith(self.always_under)
+        if scope["type"] == "http" and (reads or scope["method"] not in self._READS) and self.routes.secured(scope["method"], scope["path"]):
             provided = next((value for name, value in scope["headers"] if name == b"x-api-key"), b"")
             if not hmac.compare_digest(provided, self.key):
                 raise ApiError("Missing or invalid API key", status=401, headers={"WWW-Authenticate": 'ApiKey header="X-API-Key"'})

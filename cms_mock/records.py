@@ -6,8 +6,10 @@ decided here once, so the JSON file, memory and PostgreSQL cannot drift apart.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import re
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
@@ -18,8 +20,15 @@ from cms_mock.errors import RecordNotFound
 
 IdPolicy = Literal["uuid4", "int"]
 
+MADE = ("id", "created_at", "updated_at")
+"""The fields a store makes; every other field comes from the client."""
+
 _LARGEST_ID = 2**63 - 1
 """The largest integer id: int64, as the spec's ``format`` says and PostgreSQL's sequence holds."""
+
+STRING_ID = r"[^/\x00-\x1f\x7f]{1,256}"
+"""A string id's text, one path segment (the same in ECMA-262 and Python). ``.`` and ``..``
+match it but clients that normalise paths cannot send them (documented)."""
 
 
 def timestamp(after: str | None = None) -> str:
@@ -27,8 +36,8 @@ def timestamp(after: str | None = None) -> str:
     (even when another instance's clock is ahead of ours)."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     if after is not None:
-        floor = dt.datetime.fromisoformat(after) + dt.timedelta(microseconds=1)
-        now = max(now, floor)
+        with contextlib.suppress(ValueError, OverflowError):  # fixtures may hold any text of the pattern (2024-02-30, 9999-12-31...)
+            now = max(now, dt.datetime.fromisoformat(after) + dt.timedelta(microseconds=1))
     return now.strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
@@ -64,28 +73,37 @@ class RecordRules:
         return RecordNotFound(key, f"{self.noun} with ID {key} not found")
 
     def problems(self, record: dict[str, Any]) -> list[str]:
-        """What a record given whole (an import) must be beyond its schema: an id of this
-        service's kind that a path can reach, and timestamps that are real times an update can
-        move forward from. Each problem as ``field: what is wrong``."""
+        """What a record given whole (an import, fixtures) must be beyond its schema: an id (when
+        given) of this service's kind that a path can reach. Each problem as ``field: what is wrong``."""
         found = []
         key = record.get("id")
-        if self.counted_ids:
+        if "id" not in record:
+            pass  # made as on create, or required by the schema
+        elif self.counted_ids:
             if isinstance(key, bool) or not isinstance(key, int) or not 1 <= key <= _LARGEST_ID:
                 found.append(f"id: must be an integer from 1 to {_LARGEST_ID}")
-        elif not isinstance(key, str) or not 0 < len(key) <= 256 or "/" in key or not key.isprintable():
-            found.append("id: must be 1 to 256 printable characters without '/'")
-        for field in ("created_at", "updated_at"):
-            value = record.get(field)
-            if not isinstance(value, str):
-                continue  # the schema says what is wrong with it
-            try:
-                stamp = dt.datetime.fromisoformat(value)
-            except ValueError:
-                found.append(f"{field}: {value[:40]!r} is not a real time")
-                continue
-            if stamp.year >= 9999:
-                found.append(f"{field}: must be before the year 9999, so that an update can move it forward")
+        elif not isinstance(key, str) or not re.fullmatch(STRING_ID, key):
+            found.append("id: must be 1 to 256 characters, none of them '/' or a control character")
         return found
+
+    def complete(self, records: Iterable[dict[str, Any]], counted: Callable[[], int]) -> list[dict[str, Any]]:
+        """Records given to ``PUT /__admin/records`` with what was left out made as on create:
+        an id (``counted()`` gives the next counted one), and timestamps of now. Fields in the
+        order a created record has them: id, the rest, then the timestamps."""
+        now = timestamp()
+        made = []
+        for record in records:
+            new_id = record["id"] if "id" in record else counted() if self.counted_ids else str(uuid.uuid4())
+            created = record.get("created_at", now)
+            fields = {name: value for name, value in record.items() if name not in MADE}
+            made.append({"id": new_id, **fields, "created_at": created, "updated_at": record.get("updated_at", max(created, now))})
+        return made
+
+    def id_schema(self) -> dict[str, Any]:
+        """The JSON Schema of an id given whole (fixtures): what ``problems`` checks, for clients."""
+        if self.counted_ids:
+            return {"type": "integer", "format": "int64", "minimum": 1, "maximum": _LARGEST_ID}
+        return {"type": "string", "pattern": f"^{STRING_ID}$"}
 
     def next_id(self, following: int, keys: Iterable[str]) -> int:
         """The next counted id once records with ``keys`` are in: after every one of them, and

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from connexion import request
 from starlette.responses import Response, StreamingResponse
 
 from cms_mock.errors import StoreUnavailable
+from cms_mock.records import RecordRules
 from cms_mock.store import Listing, Records, RecordStore
 
 logger = logging.getLogger(__name__)
@@ -22,6 +23,9 @@ class Runtime:
 
     spec: dict[str, Any]
     store: RecordStore
+    rules: RecordRules
+    start_records: Callable[[], list[dict[str, Any]]]
+    """What a reset puts back: the samples, or the ``FIXTURES`` file's records."""
 
     @property
     def title(self) -> str:

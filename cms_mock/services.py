@@ -21,6 +21,17 @@ from cms_mock.settings import SettingsError
 _PACKAGE = Path(__file__).resolve().parent
 
 
+def spec_path(file_name: str) -> Path:
+    """A spec: bundled in the wheel under ``cms_mock/specs``, at the repository root in a checkout."""
+    bundled = _PACKAGE / "specs" / file_name
+    return bundled if bundled.exists() else _PACKAGE.parent / file_name
+
+
+def load_spec(file_name: str) -> dict[str, Any]:
+    with open(spec_path(file_name), encoding="utf-8") as handle:
+        return yaml.safe_load(handle)  # type: ignore[no-any-return]
+
+
 @dataclasses.dataclass(frozen=True)
 class Service:
     key: str
@@ -32,16 +43,16 @@ class Service:
     dialect: Dialect
     record_schema: str
     """The spec's schema of a stored record: what ``cms-mock import`` checks each record against."""
+    validation_schema: str
+    """The schema of the control plane's 422 body in this service's dialect: ``admin-openapi.yaml``'s
+    ``FieldProblems`` (FastAPI's list, indices included) or the service's own ``ErrorMessage``."""
 
     @property
     def spec_path(self) -> Path:
-        """The spec: bundled in the wheel under ``cms_mock/specs``, at the repository root in a checkout."""
-        bundled = _PACKAGE / "specs" / self.spec_file
-        return bundled if bundled.exists() else _PACKAGE.parent / self.spec_file
+        return spec_path(self.spec_file)
 
     def load_spec(self) -> dict[str, Any]:
-        with open(self.spec_path, encoding="utf-8") as handle:
-            return yaml.safe_load(handle)  # type: ignore[no-any-return]
+        return load_spec(self.spec_file)
 
     @property
     def table(self) -> str:
@@ -50,8 +61,10 @@ class Service:
 
 
 SERVICES = {
-    "cms": Service("cms", "openapi.yaml", "customers.json", 3001, RecordRules("uuid4", samples.customers), DetailDialect(), "Customer"),
-    "profile": Service("profile", "profile-openapi.yaml", "profiles.json", 8000, RecordRules("int", samples.profiles), ErrorDialect(), "Profile"),
+    "cms": Service("cms", "openapi.yaml", "customers.json", 3001, RecordRules("uuid4", samples.customers), DetailDialect(), "Customer", "FieldProblems"),
+    "profile": Service(
+        "profile", "profile-openapi.yaml", "profiles.json", 8000, RecordRules("int", samples.profiles), ErrorDialect(), "Profile", "ErrorMessage"
+    ),
 }
 
 

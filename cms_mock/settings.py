@@ -102,12 +102,18 @@ class Settings:
     """``postgresql://user:password@host:port/dbname``: records live in PostgreSQL, not in ``data_dir``."""
     database_timeout: float = 5.0
     """The longest a request waits for the database (connecting, or one statement) before a 503."""
+    admin_api: bool = True
+    """The control plane under ``/__admin`` (``admin-openapi.yaml``); off, its paths are 404s."""
+    fixtures: Path | None = None
+    """A file of records in the data file's format: what ``POST /__admin/reset`` puts back."""
     notices: tuple[str, ...] = dataclasses.field(default=(), compare=False)
     """What reading the environment decided that the log should say (an empty ``API_KEY``)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         object.__setattr__(self, "cors_origins", tuple(self.cors_origins))
+        if self.fixtures is not None:
+            object.__setattr__(self, "fixtures", Path(self.fixtures))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -149,6 +155,10 @@ class Settings:
             values["database_url"] = env["DATABASE_URL"].strip()
         if "DATABASE_TIMEOUT" in env:
             values["database_timeout"] = _parse_seconds("DATABASE_TIMEOUT", env["DATABASE_TIMEOUT"])
+        if "ADMIN_API" in env:
+            values["admin_api"] = _parse_bool("ADMIN_API", env["ADMIN_API"])
+        if env.get("FIXTURES", "").strip():
+            values["fixtures"] = Path(env["FIXTURES"])
         if "API_KEY_READS" in env:
             values["api_key_reads"] = _parse_bool("API_KEY_READS", env["API_KEY_READS"])
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -6,7 +6,8 @@ import dataclasses
 import re
 from typing import Any
 
-from cms_mock.errors import InvalidParameter
+from cms_mock.errors import FieldError, InvalidBody, InvalidParameter
+from cms_mock.validation import ecma_regex
 
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 _INTEGER = re.compile(r"[+-]?[0-9]{1,100}")
@@ -18,6 +19,7 @@ class _Route:
     template: str
     regex: re.Pattern[str]
     integers: dict[str, dict[str, Any]]
+    patterns: dict[str, str]
     operations: dict[str, dict[str, Any]]
     secured: frozenset[str]
 
@@ -37,8 +39,9 @@ class Found:
         """The ``Allow`` header of a 405: every method the spec declares for the path."""
         return ", ".join(self.route.operations)
 
-    def bad_parameter(self) -> InvalidParameter | None:
-        """The error for an integer path parameter that its schema refuses, if any.
+    def bad_parameter(self) -> InvalidParameter | InvalidBody | None:
+        """The error for a path parameter that its schema refuses, if any: an integer (a 400),
+        or a string that does not match its ``pattern`` (a 422, like any value that breaks a rule).
 
         Judged here, before starlette converts the value with ``int()`` (which raises past
         4,300 digits) and before connexion checks it: one place, one wording, for every way
@@ -56,6 +59,9 @@ class Found:
                 return InvalidParameter(f"Invalid {name}: {shown!r} must be at least {schema['minimum']}")
             if number > schema.get("maximum", _INT64[1]):
                 return InvalidParameter(f"Invalid {name}: {shown!r} must be at most {schema['maximum']}")
+        for name, pattern in self.route.patterns.items():
+            if ecma_regex(pattern).find(self.values[name]) is None:
+                return InvalidBody([FieldError(("path", name), f'string does not match regex "{pattern}"', "value_error.str.regex")])
         return None
 
 
@@ -75,12 +81,14 @@ class SpecRoutes:
         self._aliases: dict[str, str] = {}
         for template, item in spec.get("paths", {}).items():
             regex = re.sub(r"\\\{(\w+)\\\}", lambda m: f"(?P<{m.group(1)}>[^/]+)", re.escape(template))
-            integers = {p["name"]: p["schema"] for p in item.get("parameters", []) if p.get("in") == "path" and p["schema"].get("type") == "integer"}
+            parameters = [p for p in item.get("parameters", []) if p.get("in") == "path"]
+            integers = {p["name"]: p["schema"] for p in parameters if p["schema"].get("type") == "integer"}
+            patterns = {p["name"]: p["schema"]["pattern"] for p in parameters if p["schema"].get("type") == "string" and "pattern" in p["schema"]}
             operations = {m.upper(): item[m] for m in _METHODS if m in item}
             if "GET" in operations:
                 operations.setdefault("HEAD", operations["GET"])
             secured = frozenset(m for m, op in operations.items() if any(op.get("security", default_security)))
-            self._routes.append(_Route(template, re.compile(f"^{regex}$"), integers, operations, secured))
+            self._routes.append(_Route(template, re.compile(f"^{regex}$"), integers, patterns, operations, secured))
             self._aliases.update(dict.fromkeys(item.get("x-aliases", []), template))
 
     def find(self, path: str) -> Found | None:

@@ -10,9 +10,22 @@ compact JSON bytes, served as they are, never parsed and encoded again.
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import functools
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, Protocol
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """A named copy of every record, kept as durably as the records themselves."""
+
+    name: str
+    records: int
+    created_at: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 class Listing(builtins.list[bytes]):
@@ -75,8 +88,21 @@ class RecordStore(Protocol):
     async def delete(self, key: str) -> None: ...
 
     async def replace_all(self, records: Iterable[dict[str, Any]]) -> None:
-        """Every record at once, as given (ids and timestamps included), in one durable change;
-        integer ids given out later go on after the highest one ever used."""
+        """Every record at once, in one durable change: as given, and an id or timestamp left
+        out made as on create (``RecordRules.complete``); integer ids given out later go on
+        after the highest one ever used."""
+
+    async def save_snapshot(self, name: str) -> tuple[Snapshot, bool]:
+        """Every record, as they are now, saved as ``name``; whether one of that name was replaced."""
+
+    async def snapshots(self) -> builtins.list[Snapshot]:
+        """Every snapshot, oldest first."""
+
+    async def restore_snapshot(self, name: str) -> None:
+        """Every record becomes the snapshot's, in one durable change (``SnapshotNotFound``)."""
+
+    async def delete_snapshot(self, name: str) -> None:
+        """The snapshot is gone, durably (``SnapshotNotFound``)."""
 
     async def problem(self) -> str | None:
         """Why the store cannot work now (the present, not the last failure), or None."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import datetime as dt
 import fcntl
 import logging
 import os
@@ -30,9 +31,9 @@ import orjson
 
 from cms_mock import datafile
 from cms_mock.datafile import Entry, Signature, encode
-from cms_mock.errors import NOTHING_CHANGED, ApiError, CorruptDataFile, StoreRefused, StoreUnavailable
+from cms_mock.errors import NOTHING_CHANGED, ApiError, CorruptDataFile, SnapshotNotFound, StoreRefused, StoreUnavailable
 from cms_mock.records import RecordRules
-from cms_mock.store import Listing
+from cms_mock.store import Listing, Snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -67,11 +68,21 @@ class _Batch:
         self.changes[key] = _DELETED
 
     def replace_all(self, records: Iterable[dict[str, Any]]) -> None:
-        """Every record becomes one of ``records`` (encoded first: a bad one changes nothing)."""
-        entries: dict[str, Entry | None] = {str(record["id"]): encode(record) for record in records}
+        """Every record becomes one of ``records``, completed as on create (encoded first: a bad
+        one changes nothing)."""
+        given = builtins.list(records)
+        if self.rules.counted_ids:
+            self.next_int = self.rules.next_id(self.next_int, (str(record["id"]) for record in given if "id" in record))
+        self.replace_entries({str(record["id"]): encode(record) for record in self.rules.complete(given, self._count)})
+
+    def replace_entries(self, entries: dict[str, Entry]) -> None:
         if self.rules.counted_ids:
             self.next_int = self.rules.next_id(self.next_int, entries)
-        self.committed, self.changes, self.replaced = {}, entries, True
+        self.committed, self.changes, self.replaced = {}, dict(entries), True
+
+    def _count(self) -> int:
+        self.next_int += 1
+        return self.next_int - 1
 
     def merged(self) -> dict[str, Entry]:
         records = dict(self.committed)
@@ -219,11 +230,77 @@ class FileStore:
     async def replace_all(self, records: Iterable[dict[str, Any]]) -> None:
         await self._submit(lambda batch: batch.replace_all(records))
 
+    # -- snapshots: the data file's format, in a directory beside it -----------------------
+
+    async def save_snapshot(self, name: str) -> tuple[Snapshot, bool]:
+        """The records as committed when the writer reaches this request (it holds the lock and
+        has caught up with every process then), written after: no write is half-seen, and the
+        writer's lock is never taken twice."""
+        records: dict[str, Entry] = await self._submit(lambda batch: batch.committed)
+        target = self._snapshot_path(name)
+        replaced = target.exists()
+        try:
+            await asyncio.to_thread(self._write_snapshot, target, records)
+            return self._described(target, len(records)), replaced
+        except OSError as exc:
+            raise StoreUnavailable(f"the snapshot could not be written: {exc}; {NOTHING_CHANGED}") from None
+
+    async def snapshots(self) -> builtins.list[Snapshot]:
+        return await asyncio.to_thread(self._snapshots)
+
+    def _snapshots(self) -> builtins.list[Snapshot]:
+        found = []
+        for path in self._snapshot_dir().glob("*.json"):
+            with contextlib.suppress(FileNotFoundError, CorruptDataFile):  # deleted meanwhile; or not ours
+                found.append(self._described(path, len(datafile.load(path) or {})))
+        return sorted(found, key=lambda snapshot: (snapshot.created_at, snapshot.name))
+
+    async def restore_snapshot(self, name: str) -> None:
+        try:
+            entries = await asyncio.to_thread(datafile.load, self._snapshot_path(name))
+        except CorruptDataFile as exc:
+            raise StoreUnavailable(f"snapshot {name} cannot be read ({exc.reason}); {NOTHING_CHANGED}") from None
+        if entries is None:
+            raise SnapshotNotFound(name)
+        await self._submit(lambda batch: batch.replace_entries(entries))
+
+    async def delete_snapshot(self, name: str) -> None:
+        self._writable()
+        try:
+            await asyncio.to_thread(self._snapshot_path(name).unlink)
+        except FileNotFoundError:
+            raise SnapshotNotFound(name) from None
+        try:
+            await asyncio.to_thread(datafile.sync_directory, self._snapshot_dir())
+        except OSError as exc:  # gone, but not surely for good: answered as done (a retry would 404), said in the log
+            logger.error("snapshot %s was deleted but its directory could not be synced: %s", name, exc)
+
+    def _snapshot_dir(self) -> Path:
+        return self.path.with_name(self.path.name + ".snapshots")
+
+    def _snapshot_path(self, name: str) -> Path:
+        return self._snapshot_dir() / f"{name}.json"
+
+    def _write_snapshot(self, target: Path, records: dict[str, Entry]) -> None:
+        if not target.parent.is_dir():
+            target.parent.mkdir(exist_ok=True)
+            datafile.sync_directory(target.parent.parent)
+        with datafile.writing(target) as handle:
+            handle.writelines(datafile.render(records))
+
+    @staticmethod
+    def _described(path: Path, records: int) -> Snapshot:
+        saved = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).replace(tzinfo=None)
+        return Snapshot(path.stem, records, saved.strftime("%Y-%m-%dT%H:%M:%S.%f"))
+
+    def _writable(self) -> None:
+        if self._closed:
+            raise StoreUnavailable(f"the store is closed; {NOTHING_CHANGED}")
+
     # -- the writer ------------------------------------------------------------------------
 
     async def _submit(self, change: Callable[[_Batch], _T]) -> _T:
-        if self._closed:
-            raise StoreUnavailable(f"the store is closed; {NOTHING_CHANGED}")
+        self._writable()
         future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
         self._queue.append((change, future))
         if self._writer is None or self._writer.done():

@@ -6,14 +6,15 @@ is one dictionary change, made between two awaits, so none can interleave with a
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable
 from typing import Any
 
 import orjson
 
-from cms_mock.errors import NOTHING_CHANGED, StoreUnavailable
-from cms_mock.records import RecordRules, dump
-from cms_mock.store import Listing
+from cms_mock.errors import NOTHING_CHANGED, SnapshotNotFound, StoreUnavailable
+from cms_mock.records import RecordRules, dump, timestamp
+from cms_mock.store import Listing, Snapshot
 
 
 class MemoryStore:
@@ -24,6 +25,7 @@ class MemoryStore:
         self._records: dict[str, bytes] = {}
         self._next_int = 1
         self._listing: Listing | None = None
+        self._snapshots: dict[str, tuple[Snapshot, dict[str, bytes]]] = {}
         self._closed = False
 
     async def open(self, create: bool = True) -> None:
@@ -66,10 +68,36 @@ class MemoryStore:
 
     async def replace_all(self, records: Iterable[dict[str, Any]]) -> None:
         self._writable()
-        fresh = {str(record["id"]): dump(record) for record in records}
+        given = builtins.list(records)
         if self._rules.counted_ids:
-            self._next_int = self._rules.next_id(self._next_int, fresh)
-        self._records, self._listing = fresh, None
+            self._next_int = self._rules.next_id(self._next_int, (str(record["id"]) for record in given if "id" in record))
+        self._records = {str(record["id"]): dump(record) for record in self._rules.complete(given, self._count)}
+        self._listing = None
+
+    def _count(self) -> int:
+        self._next_int += 1
+        return self._next_int - 1
+
+    async def save_snapshot(self, name: str) -> tuple[Snapshot, bool]:
+        self._writable()
+        replaced = name in self._snapshots
+        self._snapshots.pop(name, None)
+        self._snapshots[name] = (Snapshot(name, len(self._records), timestamp()), dict(self._records))
+        return self._snapshots[name][0], replaced
+
+    async def snapshots(self) -> builtins.list[Snapshot]:
+        return [snapshot for snapshot, _ in self._snapshots.values()]
+
+    async def restore_snapshot(self, name: str) -> None:
+        self._writable()
+        if name not in self._snapshots:
+            raise SnapshotNotFound(name)
+        await self.replace_all(orjson.loads(body) for body in self._snapshots[name][1].values())
+
+    async def delete_snapshot(self, name: str) -> None:
+        self._writable()
+        if self._snapshots.pop(name, None) is None:
+            raise SnapshotNotFound(name)
 
     async def problem(self) -> str | None:
         return None

@@ -24,17 +24,21 @@ from typing import Any
 import asyncpg
 import orjson
 
-from cms_mock.errors import MAYBE_CHANGED, NOTHING_CHANGED, StoreRefused, StoreUnavailable
-from cms_mock.records import RecordRules, dump
-from cms_mock.store import Listing, Records, Streamed
+from cms_mock.errors import MAYBE_CHANGED, NOTHING_CHANGED, SnapshotNotFound, StoreRefused, StoreUnavailable
+from cms_mock.records import RecordRules, dump, timestamp
+from cms_mock.store import Listing, Records, Snapshot, Streamed
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The layout this version writes. A database at a newer version is refused, never changed."""
 
 _MIGRATIONS = {
     1: ["CREATE TABLE cms_mock_tables (name text PRIMARY KEY, initialised_at timestamptz NOT NULL DEFAULT now())"],
+    2: [
+        """CREATE TABLE cms_mock_snapshots (table_name text NOT NULL, name text NOT NULL, records json NOT NULL,
+           count integer NOT NULL, created_at text NOT NULL, PRIMARY KEY (table_name, name))"""
+    ],
 }
 """The statements that bring the schema from version ``n - 1`` to ``n``."""
 
@@ -279,17 +283,72 @@ class PostgresStore:
         """In one transaction; the table lock keeps creates out until it commits, so none can
         take an id from the sequence that an imported record holds."""
         async with self._connection(change=True) as connection, connection.transaction():
-            await connection.execute(f"LOCK TABLE {self._table} IN SHARE ROW EXCLUSIVE MODE")
-            await connection.execute(f"DELETE FROM {self._table}")
+            await self._emptied(connection)
             await self._fill(connection, records)
 
+    async def _emptied(self, connection: asyncpg.Connection) -> None:
+        await connection.execute(f"LOCK TABLE {self._table} IN SHARE ROW EXCLUSIVE MODE")
+        await connection.execute(f"DELETE FROM {self._table}")
+
     async def _fill(self, connection: asyncpg.Connection, records: Iterable[dict[str, Any]]) -> None:
-        """Add ``records`` in their order; the sequence goes on after the highest id ever used."""
-        rows = [(str(record["id"]), dump(record)) for record in records]
+        """Add ``records`` in their order, completed as on create; the sequence goes on after
+        the highest id ever used (ids left out are taken from it after that)."""
+        given = builtins.list(records)
+        if self._rules.counted_ids:
+            await self._ids_after(connection, [str(record["id"]) for record in given if "id" in record])
+        missing = sum(1 for record in given if "id" not in record) if self._rules.counted_ids else 0
+        fresh = iter(await connection.fetchval(f"SELECT array(SELECT nextval('{self._ids}') FROM generate_series(1, $1))", missing) if missing else [])
+        rows = [(str(record["id"]), dump(record)) for record in self._rules.complete(given, lambda: next(fresh))]
         await connection.copy_records_to_table(self._name, records=rows, columns=["id", "body"])
-        if self._rules.counted_ids and rows:
+
+    async def _ids_after(self, connection: asyncpg.Connection, keys: builtins.list[str]) -> None:
+        """The sequence moved past ``keys`` (never back: ids given out stay given out)."""
+        if keys:
             following = await connection.fetchval(f"SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM {self._ids}")
-            await connection.execute(f"SELECT setval('{self._ids}', $1, false)", self._rules.next_id(following, (key for key, _ in rows)))
+            await connection.execute(f"SELECT setval('{self._ids}', $1, false)", self._rules.next_id(following, keys))
+
+    # -- snapshots: a row of cms_mock_snapshots each, the records as one JSON object ------
+
+    async def save_snapshot(self, name: str) -> tuple[Snapshot, bool]:
+        """One statement: the records as one consistent view, in creation order."""
+        async with self._connection(change=True) as connection:
+            row = await connection.fetchrow(
+                f"""INSERT INTO cms_mock_snapshots (table_name, name, records, count, created_at)
+                    SELECT $1, $2, coalesce(json_object_agg(id, body ORDER BY seq), '{{}}'), count(*), $3 FROM {self._table}
+                    ON CONFLICT (table_name, name) DO UPDATE SET records = excluded.records, count = excluded.count, created_at = excluded.created_at
+                    RETURNING count, created_at, xmax <> 0 AS replaced""",
+                self._name,
+                name,
+                timestamp(),
+            )
+        return Snapshot(name, row["count"], row["created_at"]), row["replaced"]
+
+    async def snapshots(self) -> builtins.list[Snapshot]:
+        async with self._connection() as connection:
+            rows = await connection.fetch("SELECT name, count, created_at FROM cms_mock_snapshots WHERE table_name = $1 ORDER BY created_at, name", self._name)
+        return [Snapshot(row["name"], row["count"], row["created_at"]) for row in rows]
+
+    async def restore_snapshot(self, name: str) -> None:
+        async with self._connection(change=True) as connection, connection.transaction():
+            exists = "SELECT 1 FROM cms_mock_snapshots WHERE table_name = $1 AND name = $2 FOR SHARE"  # not deleted before the copy below
+            if not await connection.fetchval(exists, self._name, name):
+                raise SnapshotNotFound(name)
+            await self._emptied(connection)
+            keys = await connection.fetch(
+                f"""INSERT INTO {self._table} (id, body) SELECT member.key, member.value
+                    FROM cms_mock_snapshots, json_each(records) WITH ORDINALITY AS member(key, value, position)
+                    WHERE table_name = $1 AND name = $2 ORDER BY position RETURNING id""",
+                self._name,
+                name,
+            )
+            if self._rules.counted_ids:
+                await self._ids_after(connection, [row["id"] for row in keys])
+
+    async def delete_snapshot(self, name: str) -> None:
+        async with self._connection(change=True) as connection:
+            status = await connection.execute("DELETE FROM cms_mock_snapshots WHERE table_name = $1 AND name = $2", self._name, name)
+        if status == "DELETE 0":
+            raise SnapshotNotFound(name)
 
     def _storable(self, key: str) -> None:
         """PostgreSQL's text holds no NUL character, so no record has an id with one: a 404,

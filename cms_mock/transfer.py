@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import copy
 import dataclasses
 import sys
 from collections.abc import Iterator, Sequence
@@ -20,15 +19,14 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
-from connexion.json_schema import resolve_refs
 
 from cms_mock import datafile
 from cms_mock.backends import make_store, where
-from cms_mock.errors import MalformedBody, StoreRefused, StoreUnavailable
+from cms_mock.errors import StoreRefused, StoreUnavailable
+from cms_mock.record_files import InvalidRecords, read_records
 from cms_mock.services import SERVICES, Service, service
 from cms_mock.settings import Settings, SettingsError
 from cms_mock.store import RecordStore
-from cms_mock.validation import FORMAT_CHECKER, RequestValidator, collect_errors, parse_json
 
 
 def add_store_flags(parser: argparse.ArgumentParser) -> None:
@@ -74,34 +72,6 @@ def main(argv: Sequence[str]) -> int:
 _IMPORT_TIMEOUT = 600.0
 """Seconds an import may take in the database (a million records is one long statement);
 ``--database-timeout`` (not ``DATABASE_TIMEOUT``, which is for requests) sets another."""
-
-
-class InvalidRecords(ValueError):
-    """A file to import is not records of the service: every problem, one per line."""
-
-
-def read_records(chosen: Service, data: bytes) -> list[dict[str, Any]]:
-    """The file's records in order, each checked against the spec's record schema; raises
-    ``InvalidRecords`` listing every problem (where it is, and what)."""
-    try:
-        document = parse_json(data)
-    except MalformedBody as exc:
-        raise InvalidRecords(f"not a JSON document: {exc.errors[0].msg}") from None
-    if not isinstance(document, dict):
-        raise InvalidRecords(f"the top level is a {type(document).__name__}, not an object of records keyed by id")
-    schema = copy.deepcopy(resolve_refs(chosen.load_spec())["components"]["schemas"][chosen.record_schema])
-    validator = RequestValidator(schema, format_checker=FORMAT_CHECKER)
-    problems = []
-    for key, record in document.items():
-        for error in collect_errors(validator, schema, record):
-            problems.append(f"record {key!r}: {'.'.join(map(str, error.loc[1:])) or 'record'}: {error.msg}")
-        if isinstance(record, dict):
-            problems.extend(f"record {key!r}: {problem}" for problem in chosen.rules.problems(record))
-            if str(record.get("id")) != key:
-                problems.append(f"record {key!r}: its id {record.get('id')!r} is not its key")
-    if problems:
-        raise InvalidRecords(f"{len(problems)} problems, nothing was imported:\n" + "\n".join(problems))
-    return list(document.values())
 
 
 async def _opened(settings: Settings, chosen: Service, create: bool) -> RecordStore:

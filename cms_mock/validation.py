@@ -145,10 +145,22 @@ def _describe(error: ValidationError) -> list[FieldError]:
     return [FieldError(loc, error.message, f"value_error.{kind}")]
 
 
+def _leaves(validator: Any, error: ValidationError) -> list[ValidationError]:
+    """For a ``oneOf``/``anyOf`` whose branches differ by JSON type (an object of records or an
+    array of them), the errors of the branch of the value's type: each at its own place, not one
+    "valid under none of the given schemas" for the whole body."""
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        branches: Any = error.validator_value
+        for index, branch in enumerate(branches):
+            if "type" in branch and validator.is_type(error.instance, branch["type"]):
+                return [leaf for sub in error.context if sub.relative_schema_path[0] == index for leaf in _leaves(validator, sub)]
+    return [error]
+
+
 def collect_errors(validator: Any, schema: dict[str, Any], body: Any) -> list[FieldError]:
     """Every problem, one per location (a type error wins), in the schema's field order."""
     by_loc: dict[tuple[str | int, ...], FieldError] = {}
-    for error in validator.iter_errors(body):
+    for error in (leaf for found in validator.iter_errors(body) for leaf in _leaves(validator, found)):
         for problem in _describe(error):
             if problem.loc not in by_loc or error.validator == "type":
                 by_loc[problem.loc] = problem

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from cms_mock import samples
+from cms_mock.store_postgres import SCHEMA_VERSION
 from tests.conftest import NEW_CUSTOMER, NEW_PROFILE, LiveServer, free_port
 from tests.postgres import Cluster
 
@@ -227,7 +228,7 @@ def test_a_database_at_a_newer_schema_version_is_refused_and_left_alone(tmp_path
     server.start(wait=False)
     assert server.process is not None
     assert server.process.wait(30) == 3
-    assert "schema is at version 99, newer than this cms-mock knows (1)" in server.output()
+    assert f"schema is at version 99, newer than this cms-mock knows ({SCHEMA_VERSION})" in server.output()
     assert [row[0] for row in postgres.fetch("SELECT version FROM cms_mock_schema", name)] == [99]
     assert not postgres.fetch("SELECT 1 FROM pg_tables WHERE tablename = 'cms_records'", name)
 

@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import NODE_DIR, LiveServer
 
 ROOT = Path(__file__).parent.parent
-SPECS = ["openapi.yaml", "profile-openapi.yaml"]
+SPECS = ["openapi.yaml", "profile-openapi.yaml", "admin-openapi.yaml"]
 QUIET = {**os.environ, "REDOCLY_TELEMETRY": "off", "REDOCLY_SUPPRESS_UPDATE_NOTICE": "true", "NO_COLOR": "1"}
 
 

@@ -27,7 +27,7 @@ def _mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
-@pytest.mark.parametrize("name", ["openapi.yaml", "profile-openapi.yaml"])
+@pytest.mark.parametrize("name", ["openapi.yaml", "profile-openapi.yaml", "admin-openapi.yaml"])
 def test_spec_is_valid_openapi_without_duplicate_keys(name):
     spec = yaml.load((ROOT / name).read_text(encoding="utf-8"), _StrictLoader)
     validate(spec)

@@ -109,7 +109,7 @@ def test_a_write_whose_directory_sync_fails_is_answered_as_done_and_reported(tmp
     def failing_sync(_directory: Path) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(datafile, "_fsync_directory", failing_sync)
+    monkeypatch.setattr(datafile, "sync_directory", failing_sync)
     created = json.loads(asyncio.run(store.create(dict(NEW_CUSTOMER))))
     assert json.loads(path.read_bytes())[created["id"]] == created
     assert "could not be synced" in (asyncio.run(store.problem()) or "")

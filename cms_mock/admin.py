@@ -1,0 +1,131 @@
+"""The control plane under ``/__admin`` (``admin-openapi.yaml``): reset, records, snapshots.
+
+One spec serves every service: ``admin_spec`` fills in what is each service's own (its record,
+its error bodies) before connexion binds it, so the document a service serves, and what it
+validates, are that service's.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from cms_mock.errors import FieldError, InvalidBody
+from cms_mock.records import MADE, RecordRules
+from cms_mock.runtime import current, json_response
+from cms_mock.services import Service
+
+PREFIX = "/__admin"
+SPEC_FILE = "admin-openapi.yaml"
+
+
+def admin_spec(raw: dict[str, Any], service: Service, service_spec: dict[str, Any]) -> dict[str, Any]:
+    """``admin-openapi.yaml`` as ``service`` serves it: every schema of the service's spec, and
+    the placeholders (``x-from-service``) pointing at its record and its error bodies."""
+    spec = copy.deepcopy(raw)
+    own = service_spec["components"]["schemas"]
+    record = own[service.record_schema]
+    rules = service.rules
+    record_input = copy.deepcopy(record)
+    record_input["required"] = [name for name in record.get("required", []) if name not in MADE]
+    record_input["properties"]["id"] = rules.id_schema()
+    filled = {
+        "record": {"$ref": f"#/components/schemas/{service.record_schema}"},
+        "record-input": record_input,
+        "error": own["ErrorMessage"],
+        "validation-error": {"$ref": f"#/components/schemas/{service.validation_schema}"},
+    }
+    schemas = spec["components"]["schemas"]
+    for name, schema in list(schemas.items()):
+        if "x-from-service" in schema:
+            schemas[name] = filled[schema["x-from-service"]]
+    spec["components"]["schemas"] = {**{k: v for k, v in own.items() if k not in schemas}, **schemas}
+    spec["info"] = {**spec["info"], "title": f"{service_spec['info']['title']}: control plane"}
+    return spec
+
+
+def with_admin_paths(spec: dict[str, Any], control: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` with the control plane's paths added under ``PREFIX``, each operation with its
+    own security, for the questions the request gate and the API key guard ask of paths."""
+    paths = dict(spec["paths"])
+    declared = control["components"]["parameters"]
+    for template, item in control["paths"].items():
+        secured = {name: {**value, "security": value.get("security", control["security"])} for name, value in item.items() if name != "parameters"}
+        parameters = [declared[p["$ref"].rsplit("/", 1)[1]] if "$ref" in p else p for p in item.get("parameters", [])]
+        paths[PREFIX + template] = {**item, **secured, "parameters": parameters}
+    return {**spec, "paths": paths}
+
+
+async def reset_records() -> Response:
+    runtime = current()
+    await runtime.store.replace_all(runtime.start_records())
+    return Response(status_code=204)
+
+
+async def get_records() -> Response:
+    listed = await current().store.list()
+    parts = [b"{"]
+    async for batch in listed.batches():
+        for body in batch:
+            key = orjson.loads(body)["id"]
+            parts.append((b"," if len(parts) > 1 else b"") + orjson.dumps(str(key)) + b":" + body)
+    parts.append(b"}")
+    return json_response(b"".join(parts))
+
+
+async def put_records(body: dict[str, Any] | list[dict[str, Any]]) -> Response:
+    runtime = current()
+    await runtime.store.replace_all(_given(body, runtime.rules))
+    return Response(status_code=204)
+
+
+def _given(body: dict[str, Any] | list[dict[str, Any]], rules: RecordRules) -> list[dict[str, Any]]:
+    """The body's records in order, each checked beyond its schema (ids of the service's kind,
+    unique); every problem at once, at ``["body", <index or id>, <field>]``."""
+    counted = rules.counted_ids
+    problems: list[FieldError] = []
+    records = []
+    seen: set[str] = set()
+    for where, record in body.items() if isinstance(body, dict) else enumerate(body):
+        if isinstance(body, dict):
+            if "id" in record and str(record["id"]) != where:
+                problems.append(FieldError(("body", where, "id"), "must be the record's key", "value_error.id"))
+            elif "id" not in record:
+                key = str(where)
+                record = {"id": int(key) if counted and re.fullmatch(r"[1-9][0-9]{0,18}", key) else key, **record}
+        for problem in rules.problems(record):
+            field, _, message = problem.partition(": ")
+            problems.append(FieldError(("body", where, field), message, "value_error"))
+        if "id" in record:
+            key = str(record["id"])
+            if key in seen:
+                problems.append(FieldError(("body", where, "id"), "is given to another record too", "value_error.id"))
+            seen.add(key)
+        records.append(record)
+    if problems:
+        raise InvalidBody(problems)
+    return records
+
+
+async def list_snapshots() -> Response:
+    snapshots = await current().store.snapshots()
+    return json_response(orjson.dumps([snapshot.as_dict() for snapshot in snapshots]))
+
+
+async def save_snapshot(name: str) -> Response:
+    snapshot, replaced = await current().store.save_snapshot(name)
+    return json_response(orjson.dumps(snapshot.as_dict()), 200 if replaced else 201)
+
+
+async def restore_snapshot(name: str) -> Response:
+    await current().store.restore_snapshot(name)
+    return Response(status_code=204)
+
+
+async def delete_snapshot(name: str) -> Response:
+    await current().store.delete_snapshot(name)
+    return Response(status_code=204)

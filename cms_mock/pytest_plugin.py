@@ -1,0 +1,193 @@
+"""A pytest plugin for test suites that talk to cms-mock: ``pip install cms-mock`` registers it.
+
+Fixtures, with no configuration:
+
+- ``cms_mock_server`` / ``profile_mock_server`` (session): a real server of that service
+  (``cms-mock`` under uvicorn, a subprocess) on a free port over its own temporary data
+  directory, stopped at the end of the session; or, with ``--cms-mock-url`` /
+  ``--profile-mock-url``, a server that is already running.
+- ``cms_mock`` / ``profile_mock`` (function): the session's server, reset before the test.
+
+Each is a ``MockServer``: ``.url``, ``.reset()``, ``.load(records)``, ``.records()``,
+``.snapshot(name)``, ``.restore(name)``, all through the control plane (``/__admin``). The
+standard library's HTTP client only: the plugin adds no dependency to the consumer's suite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_SERVICES = {"cms": "cms-mock", "profile": "profile-mock"}
+"""Each service's fixtures and options are named after these."""
+
+_SETTINGS = frozenset(
+    {
+        "DATABASE_URL",
+        "DATABASE_TIMEOUT",
+        "API_KEY",
+        "API_KEY_READS",
+        "ADMIN_API",
+        "FIXTURES",
+        "WORKERS",
+        "DEBUG",
+        "DATA_DIR",
+        "SERVICE",
+        "HOST",
+        "PORT",
+        "CORS_ORIGINS",
+        "LOG_LEVEL",
+        "MAX_BODY_BYTES",
+        "HEAD_TIMEOUT",
+        "MAX_HEAD_BYTES",
+        "MAX_CONNECTIONS",
+    }
+)
+"""cms-mock's settings: the consumer's own ``DATABASE_URL`` or ``API_KEY`` are not the mock's."""
+
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+"""Loopback never goes through ``HTTP_PROXY``."""
+
+
+class MockServer:
+    """One running cms-mock service, driven through its control plane."""
+
+    def __init__(self, url: str, process: subprocess.Popen[bytes] | None = None) -> None:
+        self.url = url.rstrip("/")
+        self._process = process
+
+    def reset(self) -> None:
+        """Every record back to the start state (the samples, or the fixtures file's)."""
+        self._call("POST", "/__admin/reset")
+
+    def load(self, records: dict[str, Any] | list[dict[str, Any]]) -> None:
+        """Replace every record: an object keyed by id, or a list; ids and timestamps optional."""
+        self._call("PUT", "/__admin/records", records)
+
+    def records(self) -> dict[str, Any]:
+        """Every record, keyed by id, in creation order."""
+        found: dict[str, Any] = self._call("GET", "/__admin/records")
+        return found
+
+    def snapshot(self, name: str) -> None:
+        self._call("PUT", f"/__admin/snapshots/{urllib.parse.quote(name, safe='')}")
+
+    def restore(self, name: str) -> None:
+        self._call("POST", f"/__admin/snapshots/{urllib.parse.quote(name, safe='')}/restore")
+
+    def _call(self, method: str, path: str, body: object = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers={"Content-Type": "application/json"})
+        if self._process is None and os.environ.get("API_KEY"):  # a server of the consumer's (--cms-mock-url)
+            request.add_header("X-API-Key", os.environ["API_KEY"])
+        try:
+            with _DIRECT.open(request, timeout=30) as response:
+                payload = response.read()
+        except urllib.error.HTTPError as exc:
+            raise AssertionError(f"cms-mock {method} {path} answered {exc.code}: {exc.read().decode(errors='replace')}") from None
+        return json.loads(payload) if payload else None
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            os.killpg(self._process.pid, signal.SIGTERM)
+            try:
+                self._process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self._process.pid, signal.SIGKILL)
+                self._process.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(service: str, data_dir: Path, fixtures: Path | None = None, timeout: float = 30) -> MockServer:
+    """A new server of ``service`` on a free loopback port, once its ``/health`` answers 200."""
+    port = _free_port()
+    command = [sys.executable, "-m", "cms_mock", "serve", service, "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
+    command += ["--log-level", "warning", *(["--fixtures", str(fixtures)] if fixtures else [])]
+    log = data_dir.parent / f"{service}-mock.log"
+    env = {name: value for name, value in os.environ.items() if name not in _SETTINGS}
+    with open(log, "wb") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    server = MockServer(f"http://127.0.0.1:{port}", process)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"cms-mock {service} exited with {process.returncode}: {log.read_text(errors='replace')}")
+            try:
+                with _DIRECT.open(f"{server.url}/health", timeout=1) as response:
+                    if response.status == 200:
+                        if fixtures:
+                            server.reset()  # the fixtures are the start state, not only what a reset restores
+                        return server
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.05)
+        raise RuntimeError(f"cms-mock {service} did not become healthy within {timeout} s: {log.read_text(errors='replace')}")
+    except BaseException:  # never leave a server behind, whatever stopped the start (Ctrl-C included)
+        server.stop()
+        raise
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("cms-mock", "cms-mock servers for the tests")
+    for service, name in _SERVICES.items():
+        group.addoption(f"--{name}-url", default=None, help=f"use the {service} service running at this URL instead of starting one")
+        group.addoption(f"--{name}-fixtures", default=None, type=Path, help=f"records the {service} service starts from and resets to")
+
+
+def _session_server(request: pytest.FixtureRequest, service: str) -> Iterator[MockServer]:
+    name = _SERVICES[service].replace("-", "_")
+    url = request.config.getoption(f"{name}_url")
+    if url:
+        yield MockServer(url)
+        return
+    with tempfile.TemporaryDirectory(prefix=f"{service}-mock-") as work:
+        server = start_server(service, Path(work) / "data", request.config.getoption(f"{name}_fixtures"))
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def cms_mock_server(request: pytest.FixtureRequest) -> Iterator[MockServer]:
+    """A CMS for the whole session (started here, or ``--cms-mock-url``)."""
+    yield from _session_server(request, "cms")
+
+
+@pytest.fixture(scope="session")
+def profile_mock_server(request: pytest.FixtureRequest) -> Iterator[MockServer]:
+    """A Customer Profile Service for the whole session (started here, or ``--profile-mock-url``)."""
+    yield from _session_server(request, "profile")
+
+
+@pytest.fixture
+def cms_mock(cms_mock_server: MockServer) -> MockServer:
+    """The session's CMS, reset before this test."""
+    cms_mock_server.reset()
+    return cms_mock_server
+
+
+@pytest.fixture
+def profile_mock(profile_mock_server: MockServer) -> MockServer:
+    """The session's profile service, reset before this test."""
+    profile_mock_server.reset()
+    return profile_mock_server

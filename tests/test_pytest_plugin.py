@@ -1,0 +1,72 @@
+"""The pytest plugin as a consumer uses it: a separate project (pytester's temporary directory)
+whose tests only name the fixtures, run by pytest in a subprocess that loads the plugin from
+the installed package's entry point."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import NEW_CUSTOMER, LiveServer
+
+CONSUMER = """
+import json, urllib.request
+
+def post(url, body):
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as response:
+        return json.loads(response.read())
+
+def test_my_service_creates_a_customer(cms_mock):
+    made = post(cms_mock.url + "/api/customers", %(customer)r)
+    assert made["id"] in cms_mock.records()
+
+def test_each_test_starts_from_the_start_state(cms_mock):
+    assert len(cms_mock.records()) == %(start)d
+
+def test_loaded_records_are_served(cms_mock):
+    cms_mock.load([{"id": "mine", **%(customer)r}])
+    with urllib.request.urlopen(cms_mock.url + "/api/customers/mine") as response:
+        assert json.loads(response.read())["name"] == %(customer)r["name"]
+
+def test_profiles_too(profile_mock):
+    profile_mock.snapshot("empty-later")
+    profile_mock.load([])
+    assert profile_mock.records() == {}
+    profile_mock.restore("empty-later")
+    assert len(profile_mock.records()) == 3
+
+def test_the_session_server_is_shared(cms_mock_server, cms_mock):
+    assert cms_mock_server.url == cms_mock.url
+    print("MOCK-URL", cms_mock.url)
+"""
+
+
+def consumer(pytester: pytest.Pytester, start: int = 2) -> None:
+    pytester.makepyfile(test_consumer=CONSUMER % {"customer": NEW_CUSTOMER, "start": start})
+
+
+def test_a_consumer_suite_gets_running_servers_reset_before_each_test(pytester: pytest.Pytester):
+    consumer(pytester)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s")
+    result.assert_outcomes(passed=5)
+    assert "MOCK-URL http://127.0.0.1:" in result.stdout.str()
+
+
+def test_fixtures_are_the_start_state_and_a_running_server_can_be_used(pytester: pytest.Pytester, tmp_path):
+    stamp = "2024-01-01T00:00:00.000000"
+    fixtures = tmp_path / "fixtures.json"
+    fixtures.write_text(json.dumps({f"f{n}": {"id": f"f{n}", **NEW_CUSTOMER, "created_at": stamp, "updated_at": stamp} for n in range(3)}))
+    consumer(pytester, start=3)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--cms-mock-fixtures", str(fixtures), "-k", "not profiles")
+    result.assert_outcomes(passed=4)
+
+    consumer(pytester, start=2)  # that server starts from its samples
+    server = LiveServer(tmp_path / "data").start()
+    try:
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s", "--cms-mock-url", server.url, "-k", "not profiles")
+        result.assert_outcomes(passed=4)
+        assert f"MOCK-URL {server.url}" in result.stdout.str()
+    finally:
+        server.stop()
