@@ -1,4 +1,5 @@
-"""The control plane under ``/__admin`` (``admin-openapi.yaml``): reset, records, snapshots.
+"""The control plane under ``/__admin`` (``admin-openapi.yaml``): reset, records, snapshots,
+the request journal, contract coverage and fault rules.
 
 One spec serves every service: ``admin_spec`` fills in what is each service's own (its record,
 its error bodies) before connexion binds it, so the document a service serves, and what it
@@ -12,9 +13,11 @@ import re
 from typing import Any
 
 import orjson
-from starlette.responses import Response
+from connexion import request
+from starlette.responses import HTMLResponse, Response
 
-from cms_mock.errors import FieldError, InvalidBody
+from cms_mock import coverage, state
+from cms_mock.errors import ApiError, FieldError, InvalidBody
 from cms_mock.records import MADE, RecordRules
 from cms_mock.runtime import current, json_response
 from cms_mock.services import Service
@@ -61,8 +64,10 @@ def with_admin_paths(spec: dict[str, Any], control: dict[str, Any]) -> dict[str,
 
 
 async def reset_records() -> Response:
+    """The start state's records; the journal, coverage counts and fault rules cleared."""
     runtime = current()
     await runtime.store.replace_all(runtime.start_records())
+    await runtime.state.reset()
     return Response(status_code=204)
 
 
@@ -128,4 +133,62 @@ async def restore_snapshot(name: str) -> Response:
 
 async def delete_snapshot(name: str) -> Response:
     await current().store.delete_snapshot(name)
+    return Response(status_code=204)
+
+
+# -- the journal, coverage, fault rules ------------------------------------------------------
+
+
+async def list_requests(**query: Any) -> Response:
+    chosen = [entry for entry in await current().state.requests() if state.matches(entry, query)]
+    limit = query.get("limit")
+    return json_response(orjson.dumps({"requests": chosen[-limit:] if limit else chosen, "total": len(chosen)}))
+
+
+async def count_requests(body: dict[str, Any]) -> Response:
+    entries = await current().state.requests()
+    return json_response(orjson.dumps({"count": sum(1 for entry in entries if state.matches(entry, body))}))
+
+
+async def clear_requests() -> Response:
+    await current().state.clear_requests()
+    return Response(status_code=204)
+
+
+async def get_coverage() -> Response:
+    runtime = current()
+    report = coverage.report(runtime.spec, await runtime.state.counts())
+    if _prefers_html(request.headers.get("accept", "")):
+        return HTMLResponse(coverage.page(runtime.title, report))
+    return json_response(orjson.dumps(report))
+
+
+def _prefers_html(accept: str) -> bool:
+    """``text/html`` asked for before any JSON type (a browser's ``Accept``), not just allowed."""
+    types = [part.split(";")[0].strip().lower() for part in accept.split(",")]
+    return "text/html" in types and ("application/json" not in types or types.index("text/html") < types.index("application/json"))
+
+
+async def list_faults() -> Response:
+    return json_response(orjson.dumps(await current().state.faults()))
+
+
+async def add_fault(body: dict[str, Any]) -> Response:
+    runtime = current()
+    problems = runtime.faults.problems(body)
+    if problems:
+        raise InvalidBody(problems)
+    rule = state.new_rule(body)
+    await runtime.state.add_fault(rule)
+    return json_response(orjson.dumps(rule), 201)
+
+
+async def delete_fault(fault_id: str) -> Response:
+    if not await current().state.delete_fault(fault_id):
+        raise ApiError(f"Fault rule {fault_id} not found", status=404)
+    return Response(status_code=204)
+
+
+async def clear_faults() -> Response:
+    await current().state.clear_faults()
     return Response(status_code=204)

@@ -25,13 +25,15 @@ from connexion.resolver import Resolver
 from starlette.middleware.cors import CORSMiddleware
 
 from cms_mock import admin, error_responses, protocol
-from cms_mock.backends import make_store, where
+from cms_mock.backends import make_state, make_store, where
 from cms_mock.documents import DOCS, Documents
 from cms_mock.errors import StoreRefused
+from cms_mock.faults import Faults
 from cms_mock.gate import RequestGate
 from cms_mock.logs import configure_logging
 from cms_mock.middleware import AccessLog, ApiKeyGuard, BodyLimit
 from cms_mock.record_files import start_records
+from cms_mock.recorder import METRICS_PATH, MetricsPage, Recorder
 from cms_mock.runtime import Runtime
 from cms_mock.services import load_spec
 from cms_mock.services import service as service_named
@@ -57,6 +59,7 @@ def create_app(settings: Settings) -> AsyncApp:
     spec = service.load_spec()
     check_patterns(spec)
     start = start_records(service, settings.fixtures)
+    faults = Faults(spec)
     control = admin.admin_spec(load_spec(admin.SPEC_FILE), service, spec) if settings.admin_api else None
     if control is not None:
         check_patterns(control)
@@ -71,11 +74,14 @@ def create_app(settings: Settings) -> AsyncApp:
         except StoreRefused as exc:
             logger.critical("refusing to start: %s", exc)
             raise
-        runtime = Runtime(spec, store, service.rules, start)
+        state = make_state(settings, service, store, list(faults.declared))
+        await state.open()
+        runtime = Runtime(spec, store, service.rules, start, state, faults)
         logger.info("%s serving the records in %s", runtime.title, where(settings, service))
         try:
             yield {"runtime": runtime}
         finally:
+            await state.close()
             await store.close()
 
     # Each connexion middleware routes the request again: keep only those that do work here.
@@ -118,10 +124,21 @@ def create_app(settings: Settings) -> AsyncApp:
         allow_headers=["*"],
     )
     app.add_middleware(AccessLog, position=MiddlewarePosition.BEFORE_EXCEPTION)
+    app.add_middleware(
+        Recorder,
+        position=MiddlewarePosition.BEFORE_EXCEPTION,
+        service=service.key,
+        routes=SpecRoutes(spec),
+        skip=(admin.PREFIX, METRICS_PATH),
+        journal=control is not None,
+    )
+    app.add_middleware(MetricsPage, position=MiddlewarePosition.BEFORE_SWAGGER, service=service.key)
     app.add_middleware(Documents, position=MiddlewarePosition.BEFORE_SWAGGER, spec=spec)
     if control is not None:
         app.add_middleware(Documents, position=MiddlewarePosition.BEFORE_SWAGGER, spec=control, prefix=admin.PREFIX)
-    app.add_middleware(RequestGate, position=MiddlewarePosition.BEFORE_SWAGGER, routes=routes, assets=DOCS)
+    app.add_middleware(
+        RequestGate, position=MiddlewarePosition.BEFORE_SWAGGER, routes=routes, assets=DOCS, service=service.key, faults=faults, rules=control is not None
+    )
     app.add_middleware(BodyLimit, position=MiddlewarePosition.BEFORE_ROUTING, max_bytes=settings.max_body_bytes)
     if settings.api_key:
         app.add_middleware(

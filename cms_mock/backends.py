@@ -1,9 +1,16 @@
-"""Which store a service's records live in: the one place a backend is chosen from settings."""
+"""Which store a service's records live in, and its journal, coverage and fault rules: the one
+place a backend is chosen from settings."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from cms_mock.services import Service
 from cms_mock.settings import Settings
+from cms_mock.state import ServiceState
+from cms_mock.state_local import STATE_DIR, LocalState
+from cms_mock.state_postgres import PostgresState
 from cms_mock.store import RecordStore
 from cms_mock.store_file import FileStore
 from cms_mock.store_memory import MemoryStore
@@ -17,6 +24,15 @@ def make_store(settings: Settings, service: Service) -> RecordStore:
     if settings.in_memory:
         return MemoryStore(service.rules)
     return FileStore(settings.data_dir / service.data_file, service.rules)
+
+
+def make_state(settings: Settings, service: Service, store: RecordStore, operations: list[str]) -> ServiceState:
+    """In the database beside the records, with ``DATABASE_URL`` (every instance shares it);
+    else in the directory ``cms-mock --workers N`` made for its workers, or one of this process's."""
+    if isinstance(store, PostgresStore):
+        return PostgresState(store, service.table, settings.journal_size)
+    shared = os.environ.get(STATE_DIR)
+    return LocalState(Path(shared, service.key) if shared else None, operations, settings.journal_size)
 
 
 def where(settings: Settings, service: Service) -> str:

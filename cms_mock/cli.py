@@ -14,18 +14,20 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import uvicorn
 
-from cms_mock import __version__, protocol, transfer
+from cms_mock import __version__, metrics, protocol, transfer
 from cms_mock.app import check_store, create_app
 from cms_mock.errors import StoreRefused
 from cms_mock.logs import configure_logging
 from cms_mock.record_files import InvalidRecords, start_records
 from cms_mock.services import SERVICES, service
 from cms_mock.settings import Settings, SettingsError, parse_origins
+from cms_mock.state_local import STATE_DIR
 from cms_mock.workers import SUPERVISOR
 
 
@@ -35,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Contract-first, stateful mocks of the CMS (port 3001) and Customer Profile (port 8000) services.",
         epilog=(
             "Every flag overrides its environment variable: HOST, PORT, DEBUG, CORS_ORIGINS, DATA_DIR, DATABASE_URL, DATABASE_TIMEOUT, "
-            "LOG_LEVEL, WORKERS, MAX_BODY_BYTES. 'cms-mock export --help' and 'cms-mock import --help' move records between stores."
+            "LOG_LEVEL, WORKERS, MAX_BODY_BYTES, JOURNAL_SIZE. 'cms-mock export --help' and 'cms-mock import --help' move records between stores."
         ),
     )
     parser.add_argument("words", nargs="*", metavar=f"[serve] {{{','.join(SERVICES)},all}}", help="what to serve (default: cms)")
@@ -47,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--in-memory", action="store_true", default=None, help="keep data in memory only, write nothing")
     parser.add_argument("--no-admin", dest="admin_api", action="store_false", default=None, help="turn off the control plane under /__admin")
     parser.add_argument("--fixtures", type=Path, help="records (the data file's format) that POST /__admin/reset puts back")
+    parser.add_argument("--journal-size", type=int, help="requests the journal (GET /__admin/requests) keeps; 0 turns it off (default 1000)")
     parser.add_argument("--workers", type=int, help="uvicorn worker processes sharing the data directory (default 1)")
     parser.add_argument("--log-level", help="critical, error, warning, info (default) or debug")
     parser.add_argument("--debug", action="store_true", default=None, help="debug logging and response validation")
@@ -131,6 +134,7 @@ def _export(settings: Settings) -> None:
         DATABASE_TIMEOUT=str(settings.database_timeout),
         ADMIN_API=str(settings.admin_api).lower(),
         FIXTURES=str(settings.fixtures or ""),
+        JOURNAL_SIZE=str(settings.journal_size),
         **({"DATABASE_URL": settings.database_url} if settings.database_url else {}),
         **{SUPERVISOR: str(os.getpid())},
     )
@@ -170,9 +174,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"cms-mock: refusing to start: {exc}", file=sys.stderr)
             return 3
         _export(first)
-        uvicorn.run(
-            "cms_mock.app:app", host=first.host, port=_port(first), workers=first.workers, log_config=None, access_log=False, http=protocol.NAME, ws="none"
-        )
+        with tempfile.TemporaryDirectory(prefix="cms-mock-shared-") as shared:
+            # What the workers add up between them: the journal, coverage and fault rules
+            # (state_local), and the metrics (prometheus-client's multiprocess mode).
+            os.environ[STATE_DIR] = str(Path(shared, "state"))
+            os.environ[metrics.MULTIPROCESS] = str(Path(shared, "metrics"))
+            Path(shared, "metrics").mkdir()
+            uvicorn.run(
+                "cms_mock.app:app", host=first.host, port=_port(first), workers=first.workers, log_config=None, access_log=False, http=protocol.NAME, ws="none"
+            )
         return 0
     servers = [_Server(_config(settings)) for settings in all_settings]
     return asyncio.run(_serve(servers))

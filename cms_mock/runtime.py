@@ -11,7 +11,9 @@ from connexion import request
 from starlette.responses import Response, StreamingResponse
 
 from cms_mock.errors import StoreUnavailable
+from cms_mock.faults import Faults
 from cms_mock.records import RecordRules
+from cms_mock.state import ServiceState
 from cms_mock.store import Listing, Records, RecordStore
 
 logger = logging.getLogger(__name__)
@@ -26,6 +28,10 @@ class Runtime:
     rules: RecordRules
     start_records: Callable[[], list[dict[str, Any]]]
     """What a reset puts back: the samples, or the ``FIXTURES`` file's records."""
+    state: ServiceState
+    """The journal, coverage counts and fault rules."""
+    faults: Faults
+    """The error statuses each operation declares, and the answers injected for them."""
 
     @property
     def title(self) -> str:

@@ -53,6 +53,11 @@ MAX_WORKERS = 4 * (os.cpu_count() or 1)
 """More workers than this only compete for the cores (each holds every record in memory)."""
 
 
+MAX_JOURNAL = 100_000
+"""Journal entries kept are up to 200 KiB each (two bodies of 64 KiB and the headers): a bound
+on what the journal can hold, on disk or in the database."""
+
+
 def parse_origins(raw: str) -> tuple[str, ...]:
     """Read ``CORS_ORIGINS`` as the seed writes it (a JSON list) or comma-separated.
 
@@ -106,6 +111,8 @@ class Settings:
     """The control plane under ``/__admin`` (``admin-openapi.yaml``); off, its paths are 404s."""
     fixtures: Path | None = None
     """A file of records in the data file's format: what ``POST /__admin/reset`` puts back."""
+    journal_size: int = 1000
+    """The requests ``GET /__admin/requests`` keeps, the most recent; 0 turns the journal off."""
     notices: tuple[str, ...] = dataclasses.field(default=(), compare=False)
     """What reading the environment decided that the log should say (an empty ``API_KEY``)."""
 
@@ -155,6 +162,8 @@ class Settings:
             values["database_url"] = env["DATABASE_URL"].strip()
         if "DATABASE_TIMEOUT" in env:
             values["database_timeout"] = _parse_seconds("DATABASE_TIMEOUT", env["DATABASE_TIMEOUT"])
+        if "JOURNAL_SIZE" in env:
+            values["journal_size"] = _parse_int("JOURNAL_SIZE", env["JOURNAL_SIZE"], 0)
         if "ADMIN_API" in env:
             values["admin_api"] = _parse_bool("ADMIN_API", env["ADMIN_API"])
         if env.get("FIXTURES", "").strip():
@@ -188,6 +197,8 @@ class Settings:
             raise SettingsError(f"PORT must be between 0 and 65535, not {self.port}")
         if not 1 <= self.workers <= MAX_WORKERS:
             raise SettingsError(f"WORKERS must be between 1 and {MAX_WORKERS} (4 per core), not {self.workers}")
+        if not 0 <= self.journal_size <= MAX_JOURNAL:
+            raise SettingsError(f"JOURNAL_SIZE must be between 0 and {MAX_JOURNAL:,}, not {self.journal_size}")
         if self.api_key is not None and not self.api_key.strip():
             raise SettingsError("API_KEY is blank: no client could send it; unset it or give a key")
         if self.in_memory and self.workers > 1:

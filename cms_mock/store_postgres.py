@@ -30,7 +30,7 @@ from cms_mock.store import Listing, Records, Snapshot, Streamed
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The layout this version writes. A database at a newer version is refused, never changed."""
 
 _MIGRATIONS = {
@@ -38,6 +38,15 @@ _MIGRATIONS = {
     2: [
         """CREATE TABLE cms_mock_snapshots (table_name text NOT NULL, name text NOT NULL, records json NOT NULL,
            count integer NOT NULL, created_at text NOT NULL, PRIMARY KEY (table_name, name))"""
+    ],
+    3: [  # state_postgres.PostgresState: the journal, coverage counts and fault rules
+        "CREATE TABLE cms_mock_journal (service text NOT NULL, seq bigint GENERATED ALWAYS AS IDENTITY, entry json NOT NULL, PRIMARY KEY (service, seq))",
+        """CREATE TABLE cms_mock_coverage (service text NOT NULL, worker text NOT NULL, operation text NOT NULL, status integer NOT NULL,
+           count bigint NOT NULL, PRIMARY KEY (service, worker, operation, status))""",
+        """CREATE TABLE cms_mock_faults (service text NOT NULL, id text NOT NULL, position bigint GENERATED ALWAYS AS IDENTITY,
+           operation text NOT NULL, rule json NOT NULL, seen bigint NOT NULL DEFAULT 0, injected bigint NOT NULL DEFAULT 0, remaining bigint,
+           PRIMARY KEY (service, id))""",
+        "CREATE INDEX ON cms_mock_faults (service, operation)",
     ],
 }
 """The statements that bring the schema from version ``n - 1`` to ``n``."""
@@ -213,26 +222,26 @@ class PostgresStore:
         return Streamed(batches())
 
     async def _page(self, after: int) -> builtins.list[tuple[int, bytes]]:
-        async with self._connection() as connection:
+        async with self.connection() as connection:
             rows = await connection.fetch(f"SELECT seq, body FROM {self._table} WHERE seq > $1 ORDER BY seq LIMIT {_BATCH}", after)
         return [(row[0], row[1]) for row in rows]
 
     async def get(self, key: str) -> bytes:
         self._storable(key)
-        async with self._connection() as connection:
+        async with self.connection() as connection:
             body: bytes | None = await connection.fetchval(f"SELECT body FROM {self._table} WHERE id = $1", key)
         if body is None:
             raise self._rules.not_found(key)
         return body
 
     async def count(self) -> int:
-        async with self._connection() as connection:
+        async with self.connection() as connection:
             total: int = await connection.fetchval(f"SELECT count(*) FROM {self._table}")
         return total
 
     async def problem(self) -> str | None:
         try:
-            async with self._connection() as connection:
+            async with self.connection() as connection:
                 await connection.fetchval("SELECT 1")
         except StoreUnavailable as exc:
             return exc.reason
@@ -241,7 +250,7 @@ class PostgresStore:
     # -- writes ----------------------------------------------------------------------------
 
     async def create(self, fields: dict[str, Any]) -> bytes:
-        async with self._connection(change=True) as connection:
+        async with self.connection(change=True) as connection:
             if not self._rules.counted_ids:
                 record = self._rules.create(fields)
                 body = dump(record)
@@ -262,7 +271,7 @@ class PostgresStore:
         two statements and no transaction to hold open; a concurrent change makes it read again,
         so no update is lost and ``updated_at`` still only moves forward."""
         self._storable(key)
-        async with self._connection(change=True) as connection:
+        async with self.connection(change=True) as connection:
             while True:
                 current: bytes | None = await connection.fetchval(f"SELECT body FROM {self._table} WHERE id = $1", key)
                 if current is None:
@@ -274,7 +283,7 @@ class PostgresStore:
 
     async def delete(self, key: str) -> None:
         self._storable(key)
-        async with self._connection(change=True) as connection:
+        async with self.connection(change=True) as connection:
             status = await connection.execute(f"DELETE FROM {self._table} WHERE id = $1", key)
         if status == "DELETE 0":
             raise self._rules.not_found(key)
@@ -282,7 +291,7 @@ class PostgresStore:
     async def replace_all(self, records: Iterable[dict[str, Any]]) -> None:
         """In one transaction; the table lock keeps creates out until it commits, so none can
         take an id from the sequence that an imported record holds."""
-        async with self._connection(change=True) as connection, connection.transaction():
+        async with self.connection(change=True) as connection, connection.transaction():
             await self._emptied(connection)
             await self._fill(connection, records)
 
@@ -311,7 +320,7 @@ class PostgresStore:
 
     async def save_snapshot(self, name: str) -> tuple[Snapshot, bool]:
         """One statement: the records as one consistent view, in creation order."""
-        async with self._connection(change=True) as connection:
+        async with self.connection(change=True) as connection:
             row = await connection.fetchrow(
                 f"""INSERT INTO cms_mock_snapshots (table_name, name, records, count, created_at)
                     SELECT $1, $2, coalesce(json_object_agg(id, body ORDER BY seq), '{{}}'), count(*), $3 FROM {self._table}
@@ -324,12 +333,12 @@ class PostgresStore:
         return Snapshot(name, row["count"], row["created_at"]), row["replaced"]
 
     async def snapshots(self) -> builtins.list[Snapshot]:
-        async with self._connection() as connection:
+        async with self.connection() as connection:
             rows = await connection.fetch("SELECT name, count, created_at FROM cms_mock_snapshots WHERE table_name = $1 ORDER BY created_at, name", self._name)
         return [Snapshot(row["name"], row["count"], row["created_at"]) for row in rows]
 
     async def restore_snapshot(self, name: str) -> None:
-        async with self._connection(change=True) as connection, connection.transaction():
+        async with self.connection(change=True) as connection, connection.transaction():
             exists = "SELECT 1 FROM cms_mock_snapshots WHERE table_name = $1 AND name = $2 FOR SHARE"  # not deleted before the copy below
             if not await connection.fetchval(exists, self._name, name):
                 raise SnapshotNotFound(name)
@@ -345,7 +354,7 @@ class PostgresStore:
                 await self._ids_after(connection, [row["id"] for row in keys])
 
     async def delete_snapshot(self, name: str) -> None:
-        async with self._connection(change=True) as connection:
+        async with self.connection(change=True) as connection:
             status = await connection.execute("DELETE FROM cms_mock_snapshots WHERE table_name = $1 AND name = $2", self._name, name)
         if status == "DELETE 0":
             raise SnapshotNotFound(name)
@@ -359,7 +368,7 @@ class PostgresStore:
     # -- connections -----------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def _connection(self, change: bool = False) -> AsyncIterator[asyncpg.Connection]:
+    async def connection(self, change: bool = False) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection to a database with this service's table in it, for one call that
         ends within ``timeout`` seconds, or answers 503 saying what is known of the change."""
         sent = False

@@ -1,0 +1,73 @@
+"""Failures on purpose, from the contract: only a status an operation declares, answered in the
+body its spec declares for it (``POST /__admin/faults``, or ``Prefer: code=NNN`` per request).
+
+An injected answer is an error like any other: it goes through ``error_responses`` in the
+service's dialect (``{"detail": ...}`` or ``{"error": ...}``, the CMS's 422 as its list of field
+problems), its message says it was injected, so nobody mistakes it for the store's, and the
+headers the spec declares for it are sent (``WWW-Authenticate`` with a 401).
+"""
+
+from __future__ import annotations
+
+import http
+import re
+from typing import Any
+
+from cms_mock.errors import ApiError, FieldError, InvalidBody
+
+_PREFER_CODE = re.compile(r"(?:^|[,;\s])code\s*=\s*\"?([1-5][0-9]{2})\"?(?=$|[,;\s])", re.IGNORECASE)
+
+_HEADER_VALUES = {"WWW-Authenticate": 'ApiKey header="X-API-Key"'}
+
+
+class Faults:
+    """Each operation of a spec with the error statuses it declares, and the answers for them."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        responses = spec.get("components", {}).get("responses", {})
+        self.declared: dict[str, dict[int, dict[str, Any]]] = {}
+        for item in spec["paths"].values():
+            for operation in item.values():
+                if isinstance(operation, dict) and "operationId" in operation:
+                    declared = {}
+                    for status, response in operation.get("responses", {}).items():
+                        if status.isdigit() and int(status) >= 400:
+                            declared[int(status)] = responses[response["$ref"].rsplit("/", 1)[1]] if "$ref" in response else response
+                    self.declared[operation["operationId"]] = declared
+
+    def problems(self, rule: dict[str, Any]) -> list[FieldError]:
+        """What is wrong with a rule beyond its schema: an operation the spec does not have, a
+        status that operation does not declare, neither a status nor a delay."""
+        operation = rule["operationId"]
+        if operation not in self.declared:
+            known = ", ".join(self.declared)
+            return [FieldError(("body", "operationId"), f"is not an operation of this service; its operations are {known}", "value_error.operation")]
+        problems = []
+        status = rule.get("status")
+        if status is not None and status not in self.declared[operation]:
+            listed = ", ".join(map(str, self.declared[operation]))
+            problems.append(FieldError(("body", "status"), f"is not an error status {operation} declares; it declares {listed}", "value_error.status"))
+        if status is None and not rule.get("delay_ms"):
+            problems.append(FieldError(("body",), "a rule needs a status, a delay_ms, or both", "value_error.missing"))
+        return problems
+
+    def error(self, operation: str, status: int, why: str, headers: dict[str, str] | None = None) -> ApiError:
+        """The answer for an injected ``status``: the error its operation declares for it."""
+        phrase = http.HTTPStatus(status).phrase
+        message = f"Injected fault: {status} {phrase} ({why})"
+        declared_headers = self.declared[operation][status].get("headers", {})
+        headers = {**{name: _HEADER_VALUES[name] for name in declared_headers if name in _HEADER_VALUES}, **(headers or {})}
+        if status == 422:
+            error: ApiError = InvalidBody([FieldError(("body",), message, "value_error.injected")])
+            error.headers = headers
+            return error
+        return ApiError(message, status=status, headers=headers)
+
+    def preferred(self, operation: str, prefer: str | None) -> ApiError | None:
+        """``Prefer: code=NNN`` (Prism's convention): the error for NNN when ``operation``
+        declares it, with ``Preference-Applied``; an undeclared code is ignored."""
+        match = _PREFER_CODE.search(prefer or "")
+        if match is None or int(match.group(1)) not in self.declared.get(operation, {}):
+            return None
+        code = match.group(1)
+        return self.error(operation, int(code), "Prefer: code", {"Preference-Applied": f"code={code}"})

@@ -1,0 +1,131 @@
+"""What a service remembers about its traffic, beside its records: the request journal, the
+contract coverage counts and the fault rules (``/__admin/requests``, ``/coverage``, ``/faults``).
+
+Like the records, this is the whole service's, not one process's: every worker of ``--workers
+N`` and every instance on one database records into it and reads all of it. ``ServiceState`` is
+the seam; ``state_local.LocalState`` keeps it in a directory the workers of one host share (the
+JSON file and memory stores), ``state_postgres.PostgresState`` in the database. What a journal
+entry is, how a matcher or a fault rule decides, is written once, here.
+"""
+
+from __future__ import annotations
+
+import datetime
+import random
+import uuid
+from typing import Any, Protocol
+
+Entry = dict[str, Any]
+"""One journal entry, as ``GET /__admin/requests`` lists it (``JournalEntry`` in the spec)."""
+
+Counts = dict[tuple[str, int], int]
+"""Responses per (operationId, status) since the start or the last reset."""
+
+
+class ServiceState(Protocol):
+    """The journal, the coverage counts and the fault rules of one service."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def record(self, entry: Entry) -> None:
+        """Journal ``entry`` (unless the journal is off) and count its status for its operation."""
+
+    async def requests(self) -> list[Entry]:
+        """The journal: at most its size of the most recent entries, oldest first."""
+
+    async def clear_requests(self) -> None: ...
+
+    async def counts(self) -> Counts: ...
+
+    async def add_fault(self, rule: dict[str, Any]) -> None: ...
+
+    async def faults(self) -> list[dict[str, Any]]:
+        """Every rule, in the order they were added, with how often each was applied."""
+
+    async def delete_fault(self, key: str) -> bool:
+        """Whether there was a rule ``key`` to delete."""
+
+    async def clear_faults(self) -> None: ...
+
+    async def take_fault(self, operation: str) -> dict[str, Any] | None:
+        """The rule that applies to this request to ``operation``, if one does, counted as
+        applied (``times`` used up by one); every rule for ``operation`` counts the request."""
+
+    async def reset(self) -> None:
+        """The journal, the coverage counts and the fault rules, all cleared."""
+
+
+def counted(entry: Entry) -> tuple[str, int] | None:
+    """What an entry counts for in coverage: its operation and status; nothing when no
+    operation matched, or when the client left before its answer (499: nobody answered it)."""
+    if entry["operationId"] is None or entry["status"] == 499:
+        return None
+    return entry["operationId"], entry["status"]
+
+
+def entry_id() -> str:
+    return uuid.uuid4().hex
+
+
+def now() -> str:
+    """The journal's clock: UTC to the microsecond, in a form that sorts as it reads."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def new_rule(given: dict[str, Any]) -> dict[str, Any]:
+    """A rule as stored and listed: the given fields, an ``id``, and its counters."""
+    rule = {"id": uuid.uuid4().hex[:12], **given, "probability": given.get("probability", 1), "injected": 0}
+    if "times" in rule:
+        rule["remaining"] = rule["times"]
+    return rule
+
+
+def hits(rule: dict[str, Any], seen: int) -> bool:
+    """Whether the ``seen``-th request to the rule's operation is hit: with a ``seed``, the same
+    requests every run (the n-th request's draw depends only on the seed and n)."""
+    probability: float = rule["probability"]
+    if probability >= 1:
+        return True
+    draw = random.Random(f"{rule['seed']}:{seen}").random() if "seed" in rule else random.random()  # not for security
+    return draw < probability
+
+
+def pick(rules: list[tuple[dict[str, Any], int]]) -> dict[str, Any] | None:
+    """Of the rules for one operation, each with its count of requests seen (this one
+    included), the first that hits and has uses left, with its counters moved on."""
+    for rule, seen in rules:
+        if rule.get("remaining", 1) > 0 and hits(rule, seen):
+            rule["injected"] += 1
+            if "remaining" in rule:
+                rule["remaining"] -= 1
+            return rule
+    return None
+
+
+def matches(entry: Entry, matcher: dict[str, Any]) -> bool:
+    """Whether a journal entry is one ``matcher`` describes: every key given is equal (``path``
+    also without the query), and ``body`` is a subset of the request's JSON body."""
+    for key in ("method", "path", "operationId", "status"):
+        if key in matcher:
+            wanted = matcher[key]
+            value = entry.get(key)
+            if key == "method":
+                wanted, value = str(wanted).upper(), str(value).upper()
+            if value != wanted:
+                return False
+    return "body" not in matcher or _subset(matcher["body"], entry["request"].get("body"))
+
+
+def _subset(wanted: Any, value: Any) -> bool:
+    """Objects match when every key wanted is there and matches; lists and scalars are equal."""
+    if isinstance(wanted, dict):
+        return isinstance(value, dict) and all(k in value and _subset(v, value[k]) for k, v in wanted.items())
+    if _number(wanted) and _number(value):
+        return bool(wanted == value)
+    return type(wanted) is type(value) and bool(wanted == value)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
