@@ -16,7 +16,7 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
-from cms_mock.errors import ApiError, InvalidBody, MalformedBody
+from cms_mock.errors import ApiError, InjectedError, InvalidBody, MalformedBody
 from cms_mock.logs import printable
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class ErrorDialect:
 
 
 def _response(dialect: Dialect, error: ApiError) -> ConnexionResponse:
-    status, body = dialect.render(error)
+    status, body = (error.status, error.body) if isinstance(error, InjectedError) else dialect.render(error)
     return ConnexionResponse(status_code=status, body=orjson.dumps(body), content_type="application/json", headers=error.headers)
 
 

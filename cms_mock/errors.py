@@ -35,6 +35,15 @@ class ApiError(Exception):
             self.status = status
 
 
+class InjectedError(ApiError):
+    """A fault asked for (``faults``) whose body is not a message in the service's dialect but
+    the example the spec declares for it (the health check's ``Unhealthy``)."""
+
+    def __init__(self, body: dict[str, object], *, status: int, headers: dict[str, str]) -> None:
+        super().__init__(str(body), status=status, headers=headers)
+        self.body = body
+
+
 class RecordNotFound(ApiError):
     status = 404
 

@@ -4,7 +4,9 @@ body its spec declares for it (``POST /__admin/faults``, or ``Prefer: code=NNN``
 An injected answer is an error like any other: it goes through ``error_responses`` in the
 service's dialect (``{"detail": ...}`` or ``{"error": ...}``, the CMS's 422 as its list of field
 problems), its message says it was injected, so nobody mistakes it for the store's, and the
-headers the spec declares for it are sent (``WWW-Authenticate`` with a 401).
+headers the spec declares for it are sent (``WWW-Authenticate`` with a 401). A status whose
+declared body is not an error message (the health check's 503, ``Unhealthy``) answers the
+spec's example of it, its ``reason`` saying it was injected.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import http
 import re
 from typing import Any
 
-from cms_mock.errors import ApiError, FieldError, InvalidBody
+from cms_mock.errors import ApiError, FieldError, InjectedError, InvalidBody
 
 _PREFER_CODE = re.compile(r"(?:^|[,;\s])code\s*=\s*\"?([1-5][0-9]{2})\"?(?=$|[,;\s])", re.IGNORECASE)
 
@@ -57,6 +59,9 @@ class Faults:
         message = f"Injected fault: {status} {phrase} ({why})"
         declared_headers = self.declared[operation][status].get("headers", {})
         headers = {**{name: _HEADER_VALUES[name] for name in declared_headers if name in _HEADER_VALUES}, **(headers or {})}
+        schema = self.declared[operation][status].get("content", {}).get("application/json", {})
+        if status != 422 and not schema.get("schema", {}).get("$ref", "").endswith("/ErrorMessage"):
+            return InjectedError({**schema["example"], "reason": message}, status=status, headers=headers)
         if status == 422:
             error: ApiError = InvalidBody([FieldError(("body",), message, "value_error.injected")])
             error.headers = headers
