@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from cms_mock import datafile
+from cms_mock import datafile, metrics
 from cms_mock.datafile import Entry, Signature, encode
 from cms_mock.errors import NOTHING_CHANGED, ApiError, CorruptDataFile, SnapshotNotFound, StoreRefused, StoreUnavailable
 from cms_mock.records import RecordRules
@@ -342,7 +342,10 @@ class FileStore:
                         logger.exception("a change could not be made")
                         outcomes.append((future, None, ApiError(f"The change could not be made: {type(exc).__name__}: {exc}")))
                 if batch.changes or batch.replaced:
+                    started = time.perf_counter()
                     failure = await self._persist(batch)
+                    metrics.COMMIT_DURATION.labels(self.path.name).observe(time.perf_counter() - started)
+                    metrics.COMMIT_GROUP.labels(self.path.name).observe(len(queued))
                     if failure is not None:
                         outcomes = [(future, None, error or failure) for future, _, error in outcomes]
             finally:

@@ -81,7 +81,7 @@ class Contract:
         declared = operation["responses"].get(str(response.status_code))
         if declared is None:
             return [f"status {response.status_code} is not declared ({sorted(operation['responses'])}): {response.text[:200]}"]
-        missing = [name for name in declared.get("headers", {}) if name not in response.headers]
+        missing = [name for name, header in declared.get("headers", {}).items() if header.get("required") and name not in response.headers]
         if missing:
             return [f"{response.status_code} lacks its declared headers {missing}"]
         content = declared.get("content", {}).get("application/json")
