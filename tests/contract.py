@@ -34,9 +34,21 @@ def operations(spec: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any],
 
 
 def problems(schema: dict[str, Any], instance: Any) -> list[str]:
-    """Why ``instance`` breaks ``schema``, as a draft-4 validator with ECMA-262 patterns reads it."""
-    validator = jsonschema_rs.Draft4Validator(schema)
+    """Why ``instance`` breaks ``schema``, as a draft-4 validator with ECMA-262 patterns reads it
+    (OpenAPI 3.0's ``nullable`` read as a ``null`` type, as OpenAPI means it)."""
+    validator = jsonschema_rs.Draft4Validator(_nullable(schema))
     return [f"{'/'.join(map(str, e.instance_path))}: {e.message}" for e in validator.iter_errors(instance)]
+
+
+def _nullable(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_nullable(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    converted = {key: _nullable(value) for key, value in node.items() if key != "nullable"}
+    if node.get("nullable") and "type" in node:
+        converted["type"] = [node["type"], "null"]
+    return converted
 
 
 def example_path(path: str, item: dict[str, Any], operation: dict[str, Any]) -> str:
