@@ -9,8 +9,10 @@ Fixtures, with no configuration:
 - ``cms_mock`` / ``profile_mock`` (function): the session's server, reset before the test.
 
 Each is a ``MockServer``: ``.url``, ``.reset()``, ``.load(records)``, ``.records()``,
-``.snapshot(name)``, ``.restore(name)``, all through the control plane (``/__admin``). The
-standard library's HTTP client only: the plugin adds no dependency to the consumer's suite.
+``.snapshot(name)``, ``.restore(name)``; what the code under test sent, ``.requests(**filters)``
+and ``.count(**matcher)``; failures on purpose, ``.fault(**rule)``; and ``.coverage()``: all
+through the control plane (``/__admin``). The standard library's HTTP client only: the plugin
+adds no dependency to the consumer's suite.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ _SETTINGS = frozenset(
         "API_KEY_READS",
         "ADMIN_API",
         "FIXTURES",
+        "JOURNAL_SIZE",
         "WORKERS",
         "DEBUG",
         "DATA_DIR",
@@ -89,6 +92,30 @@ class MockServer:
     def restore(self, name: str) -> None:
         self._call("POST", f"/__admin/snapshots/{urllib.parse.quote(name, safe='')}/restore")
 
+    def requests(self, **filters: str | int) -> list[dict[str, Any]]:
+        """The journal's requests, oldest first, that match every filter given: ``method``,
+        ``path``, ``operationId``, ``status``, and ``limit`` (only the most recent N)."""
+        query = urllib.parse.urlencode(filters)
+        found: list[dict[str, Any]] = self._call("GET", f"/__admin/requests?{query}")["requests"]
+        return found
+
+    def count(self, **matcher: Any) -> int:
+        """How many journaled requests match: ``method``, ``path``, ``operationId``, ``status``,
+        and ``body`` (a subset of the request's JSON body), each optional."""
+        counted: int = self._call("POST", "/__admin/requests/count", matcher)["count"]
+        return counted
+
+    def fault(self, operationId: str, **rule: Any) -> dict[str, Any]:  # the spec's name for it
+        """Make ``operationId`` fail (``status``, a declared error) or slow down (``delay_ms``),
+        with ``probability``, ``times`` and ``seed``; the rule, with its ``id``. A reset ends it."""
+        made: dict[str, Any] = self._call("POST", "/__admin/faults", {"operationId": operationId, **rule})
+        return made
+
+    def coverage(self) -> dict[str, Any]:
+        """Every operation and declared status, with how many answers had it since the reset."""
+        report: dict[str, Any] = self._call("GET", "/__admin/coverage")
+        return report
+
     def _call(self, method: str, path: str, body: object = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.url + path, data=data, method=method, headers={"Content-Type": "application/json"})
@@ -99,6 +126,8 @@ class MockServer:
                 payload = response.read()
         except urllib.error.HTTPError as exc:
             raise AssertionError(f"cms-mock {method} {path} answered {exc.code}: {exc.read().decode(errors='replace')}") from None
+        except (urllib.error.URLError, OSError) as exc:  # nothing there (a wrong --cms-mock-url, a server that died)
+            raise AssertionError(f"cms-mock at {self.url} cannot be reached: {getattr(exc, 'reason', exc)}") from None
         return json.loads(payload) if payload else None
 
     def stop(self) -> None:

@@ -4,9 +4,12 @@ dialect; with several workers and instances in ``test_observe_shared.py``."""
 
 from __future__ import annotations
 
-import pytest
+import time
 
-from cms_mock import samples
+import pytest
+from connexion.json_schema import resolve_refs
+
+from cms_mock import admin, samples, services
 from tests import contract
 from tests.conftest import NEW_CUSTOMER, NEW_PROFILE, build_client
 
@@ -45,12 +48,9 @@ def test_every_request_to_the_service_is_journaled_with_its_bodies(client):
 
 
 def admin_schema(name: str) -> dict:
-    from cms_mock import admin, services
-    from cms_mock.services import load_spec
-    from connexion.json_schema import resolve_refs
-
+    """A schema of the control plane's document as the CMS serves it, every ``$ref`` resolved."""
     service = services.service("cms")
-    spec = resolve_refs(admin.admin_spec(load_spec(admin.SPEC_FILE), service, service.load_spec()))
+    spec = resolve_refs(admin.admin_spec(services.load_spec(admin.SPEC_FILE), service, service.load_spec()))
     return spec["components"]["schemas"][name]
 
 
@@ -76,7 +76,12 @@ def test_the_journal_filters_counts_and_empties(client):
 
 @pytest.mark.parametrize(
     ("query", "loc"),
-    [({"status": "600"}, ["query", "status"]), ({"limit": "0"}, ["query", "limit"]), ({"limit": "x"}, ["query", "limit"]), ({"method": "P O"}, ["query", "method"])],
+    [
+        ({"status": "600"}, ["query", "status"]),
+        ({"limit": "0"}, ["query", "limit"]),
+        ({"limit": "x"}, ["query", "limit"]),
+        ({"method": "P O"}, ["query", "method"]),
+    ],
 )
 def test_a_bad_journal_query_is_a_422_naming_the_parameter(client, query, loc):
     refused = client.get("/__admin/requests", params=query)
@@ -222,8 +227,6 @@ def test_the_health_checks_injected_503_is_its_declared_unhealthy_body(client):
 
 
 def test_a_delay_alone_slows_the_operation_and_lets_it_answer(client):
-    import time
-
     client.post("/__admin/faults", json={"operationId": "listCustomers", "delay_ms": 300, "times": 1})
     started = time.monotonic()
     assert client.get("/api/customers").status_code == 200
@@ -264,7 +267,8 @@ def test_prefer_an_undeclared_code_or_anything_else_is_ignored(client):
 def test_the_profile_service_injects_in_its_dialect(profile_client):
     rule = profile_client.post("/__admin/faults", json={"operationId": "updateProfile", "status": 422}).json()
     failed = profile_client.patch("/customers/1", json={"first_name": "X"})
-    assert (failed.status_code, failed.json()) == (422, {"error": f"Validation failed: body: Injected fault: 422 Unprocessable Entity (fault rule {rule['id']})"})
+    injected = f"Injected fault: 422 Unprocessable Entity (fault rule {rule['id']})"
+    assert (failed.status_code, failed.json()) == (422, {"error": f"Validation failed: body: {injected}"})
     assert profile_client.get("/customers/1").json()["first_name"] != "X"
     refused = profile_client.post("/__admin/faults", json={"operationId": "getProfile", "status": 409})
     assert refused.status_code == 422

@@ -37,6 +37,28 @@ def test_profiles_too(profile_mock):
     profile_mock.restore("empty-later")
     assert len(profile_mock.records()) == 3
 
+def test_what_my_service_sent_is_verified(cms_mock):
+    post(cms_mock.url + "/api/customers", %(customer)r)
+    assert cms_mock.count(method="POST", path="/api/customers", body={"name": %(customer)r["name"]}) == 1
+    (sent,) = cms_mock.requests(operationId="createCustomer")
+    assert sent["status"] == 201 and sent["request"]["body"] == %(customer)r
+
+def test_my_service_survives_a_503(cms_mock):
+    import urllib.error
+    rule = cms_mock.fault("createCustomer", status=503, times=1)
+    try:
+        post(cms_mock.url + "/api/customers", %(customer)r)
+        raise AssertionError("no 503")
+    except urllib.error.HTTPError as failed:
+        assert failed.code == 503 and rule["id"] in failed.read().decode()
+    assert post(cms_mock.url + "/api/customers", %(customer)r)["name"] == %(customer)r["name"]
+    assert len(cms_mock.records()) == %(start)d + 1
+
+def test_coverage_after_the_tests(cms_mock):
+    post(cms_mock.url + "/api/customers", %(customer)r)
+    (create,) = [op for op in cms_mock.coverage()["operations"] if op["operationId"] == "createCustomer"]
+    assert create["responses"]["201"] == 1
+
 def test_the_session_server_is_shared(cms_mock_server, cms_mock):
     assert cms_mock_server.url == cms_mock.url
     print("MOCK-URL", cms_mock.url)
@@ -50,7 +72,7 @@ def consumer(pytester: pytest.Pytester, start: int = 2) -> None:
 def test_a_consumer_suite_gets_running_servers_reset_before_each_test(pytester: pytest.Pytester):
     consumer(pytester)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s")
-    result.assert_outcomes(passed=5)
+    result.assert_outcomes(passed=8)
     assert "MOCK-URL http://127.0.0.1:" in result.stdout.str()
 
 
@@ -60,13 +82,20 @@ def test_fixtures_are_the_start_state_and_a_running_server_can_be_used(pytester:
     fixtures.write_text(json.dumps({f"f{n}": {"id": f"f{n}", **NEW_CUSTOMER, "created_at": stamp, "updated_at": stamp} for n in range(3)}))
     consumer(pytester, start=3)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--cms-mock-fixtures", str(fixtures), "-k", "not profiles")
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=7)
 
     consumer(pytester, start=2)  # that server starts from its samples
     server = LiveServer(tmp_path / "data").start()
     try:
         result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s", "--cms-mock-url", server.url, "-k", "not profiles")
-        result.assert_outcomes(passed=4)
+        result.assert_outcomes(passed=7)
         assert f"MOCK-URL {server.url}" in result.stdout.str()
     finally:
         server.stop()
+
+
+def test_a_server_that_is_not_there_is_a_clear_failure(pytester: pytest.Pytester):
+    consumer(pytester)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--cms-mock-url", "http://127.0.0.1:9", "-k", "start_state")
+    result.assert_outcomes(errors=1)
+    assert "cms-mock at http://127.0.0.1:9 cannot be reached" in result.stdout.str()
