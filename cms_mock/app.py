@@ -124,15 +124,18 @@ def create_app(settings: Settings) -> AsyncApp:
         allow_headers=["*"],
     )
     app.add_middleware(AccessLog, position=MiddlewarePosition.BEFORE_EXCEPTION)
-    app.add_middleware(
-        Recorder,
-        position=MiddlewarePosition.BEFORE_EXCEPTION,
-        service=service.key,
-        routes=SpecRoutes(spec),
-        skip=(admin.PREFIX, METRICS_PATH),
-        journal=control is not None,
-    )
-    app.add_middleware(MetricsPage, position=MiddlewarePosition.BEFORE_SWAGGER, service=service.key)
+    if control is not None or settings.metrics:
+        app.add_middleware(
+            Recorder,
+            position=MiddlewarePosition.BEFORE_EXCEPTION,
+            service=service.key,
+            routes=SpecRoutes(spec),
+            skip=(admin.PREFIX, METRICS_PATH),
+            journal=control is not None,
+            metrics=settings.metrics,
+        )
+    if settings.metrics:
+        app.add_middleware(MetricsPage, position=MiddlewarePosition.BEFORE_SWAGGER, service=service.key)
     app.add_middleware(Documents, position=MiddlewarePosition.BEFORE_SWAGGER, spec=spec)
     if control is not None:
         app.add_middleware(Documents, position=MiddlewarePosition.BEFORE_SWAGGER, spec=control, prefix=admin.PREFIX)

@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Contract-first, stateful mocks of the CMS (port 3001) and Customer Profile (port 8000) services.",
         epilog=(
             "Every flag overrides its environment variable: HOST, PORT, DEBUG, CORS_ORIGINS, DATA_DIR, DATABASE_URL, DATABASE_TIMEOUT, "
-            "LOG_LEVEL, WORKERS, MAX_BODY_BYTES, JOURNAL_SIZE. 'cms-mock export --help' and 'cms-mock import --help' move records between stores."
+            "LOG_LEVEL, WORKERS, MAX_BODY_BYTES, JOURNAL_SIZE, METRICS. 'cms-mock export --help' and 'cms-mock import --help' move records between stores."
         ),
     )
     parser.add_argument("words", nargs="*", metavar=f"[serve] {{{','.join(SERVICES)},all}}", help="what to serve (default: cms)")
@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--in-memory", action="store_true", default=None, help="keep data in memory only, write nothing")
     parser.add_argument("--no-admin", dest="admin_api", action="store_false", default=None, help="turn off the control plane under /__admin")
     parser.add_argument("--fixtures", type=Path, help="records (the data file's format) that POST /__admin/reset puts back")
+    parser.add_argument("--no-metrics", dest="metrics", action="store_false", default=None, help="turn off GET /metrics and the figures behind it")
     parser.add_argument("--journal-size", type=int, help="requests the journal (GET /__admin/requests) keeps; 0 turns it off (default 1000)")
     parser.add_argument("--workers", type=int, help="uvicorn worker processes sharing the data directory (default 1)")
     parser.add_argument("--log-level", help="critical, error, warning, info (default) or debug")
@@ -135,6 +136,7 @@ def _export(settings: Settings) -> None:
         ADMIN_API=str(settings.admin_api).lower(),
         FIXTURES=str(settings.fixtures or ""),
         JOURNAL_SIZE=str(settings.journal_size),
+        METRICS=str(settings.metrics).lower(),
         **({"DATABASE_URL": settings.database_url} if settings.database_url else {}),
         **{SUPERVISOR: str(os.getpid())},
     )

@@ -70,16 +70,18 @@ class Recorder:
     """Journals every request to the service's own paths (not ``skip``: the control plane, the
     metrics page) into its ``ServiceState``, counts it for coverage there, and in the metrics.
 
-    ``journal``: whether to record into the state at all (the control plane that reads it is on).
-    A failure to record (a database down) is logged; the answer is sent as it is.
+    ``journal``: whether to record into the state at all (the control plane that reads it is on);
+    ``metrics``: whether to count in the metrics. A failure to record (a database down) is
+    logged; the answer is sent as it is.
     """
 
-    def __init__(self, app: ASGIApp, service: str, routes: SpecRoutes, skip: tuple[str, ...], journal: bool) -> None:
+    def __init__(self, app: ASGIApp, service: str, routes: SpecRoutes, skip: tuple[str, ...], journal: bool, metrics: bool) -> None:
         self.app = app
         self.service = service
         self.routes = routes
         self.skip = skip
         self.journal = journal
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(self.skip):
@@ -101,8 +103,9 @@ class Recorder:
             recorded = True
             operation = self._operation(scope)
             status, elapsed = answer["status"], time.perf_counter() - started
-            metrics.REQUESTS.labels(self.service, operation or "", scope["method"], str(status)).inc()
-            metrics.DURATION.labels(self.service, operation or "").observe(elapsed)
+            if self.metrics:
+                metrics.REQUESTS.labels(self.service, operation or "", scope["method"], str(status)).inc()
+                metrics.DURATION.labels(self.service, operation or "").observe(elapsed)
             if not self.journal:
                 return
             entry: Entry = {

@@ -112,6 +112,8 @@ class Settings:
     fixtures: Path | None = None
     """A file of records in the data file's format: what ``POST /__admin/reset`` puts back."""
     journal_size: int = 1000
+    metrics: bool = True
+    """``GET /metrics`` and the figures behind it; off, nothing is counted and the path is a 404."""
     """The requests ``GET /__admin/requests`` keeps, the most recent; 0 turns the journal off."""
     notices: tuple[str, ...] = dataclasses.field(default=(), compare=False)
     """What reading the environment decided that the log should say (an empty ``API_KEY``)."""
@@ -164,6 +166,8 @@ class Settings:
             values["database_timeout"] = _parse_seconds("DATABASE_TIMEOUT", env["DATABASE_TIMEOUT"])
         if "JOURNAL_SIZE" in env:
             values["journal_size"] = _parse_int("JOURNAL_SIZE", env["JOURNAL_SIZE"], 0)
+        if "METRICS" in env:
+            values["metrics"] = _parse_bool("METRICS", env["METRICS"])
         if "ADMIN_API" in env:
             values["admin_api"] = _parse_bool("ADMIN_API", env["ADMIN_API"])
         if env.get("FIXTURES", "").strip():

@@ -10,6 +10,7 @@ import pytest
 from connexion.json_schema import resolve_refs
 
 from cms_mock import admin, samples, services
+from cms_mock.settings import Settings, SettingsError
 from tests import contract
 from tests.conftest import NEW_CUSTOMER, NEW_PROFILE, build_client
 
@@ -288,3 +289,13 @@ def test_metrics_count_requests_durations_records_and_faults(client):
     assert 'cms_mock_http_request_duration_seconds_bucket{le="+Inf",operation="createCustomer",service="cms"}' in text
     assert 'cms_mock_records{service="cms"} 3.0' in text
     assert "/metrics" not in str(journal(client))
+
+
+def test_metrics_off_is_a_404_and_journal_size_is_checked(tmp_path):
+    with build_client(tmp_path, metrics=False) as client:
+        missing = client.get("/metrics")
+        assert (missing.status_code, missing.json()) == (404, {"detail": "Not Found"})
+    with pytest.raises(SettingsError, match="JOURNAL_SIZE must be between 0 and 100,000"):
+        Settings(journal_size=100_001).check()
+    with pytest.raises(SettingsError, match="JOURNAL_SIZE must be at least 0"):
+        Settings.from_env({"JOURNAL_SIZE": "-1"})
