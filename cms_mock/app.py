@@ -129,7 +129,6 @@ def create_app(settings: Settings) -> AsyncApp:
             Recorder,
             position=MiddlewarePosition.BEFORE_EXCEPTION,
             service=service.key,
-            routes=SpecRoutes(spec),
             skip=(admin.PREFIX, METRICS_PATH),
             journal=control is not None,
             metrics=settings.metrics,

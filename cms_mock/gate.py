@@ -27,6 +27,10 @@ from cms_mock.spec_routes import SpecRoutes
 
 logger = logging.getLogger(__name__)
 
+REACHED = "cms_mock.reached"
+"""A scope key: a dict the recorder outside puts there, where the gate writes the ``operationId``
+a request reached (the gate finds it anyway; the recorder would look it up again)."""
+
 _CONTENT_TYPE = b"content-type"
 _JSON = b"application/json"
 
@@ -91,6 +95,8 @@ class RequestGate:
         operation = found.operation(scope["method"])
         if operation is None:
             raise ApiError("Method Not Allowed", status=405, headers={"Allow": found.allowed})
+        if REACHED in scope:
+            scope[REACHED]["operationId"] = operation.get("operationId")
         problem = found.bad_parameter()
         if problem is not None:
             raise problem

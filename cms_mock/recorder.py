@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cms_mock import metrics
 from cms_mock.errors import StoreUnavailable
-from cms_mock.spec_routes import SpecRoutes
+from cms_mock.gate import REACHED
 from cms_mock.state import Entry, entry_id, now
 
 logger = logging.getLogger(__name__)
@@ -75,10 +75,9 @@ class Recorder:
     logged; the answer is sent as it is.
     """
 
-    def __init__(self, app: ASGIApp, service: str, routes: SpecRoutes, skip: tuple[str, ...], journal: bool, metrics: bool) -> None:
+    def __init__(self, app: ASGIApp, service: str, skip: tuple[str, ...], journal: bool, metrics: bool) -> None:
         self.app = app
         self.service = service
-        self.routes = routes
         self.skip = skip
         self.journal = journal
         self.metrics = metrics
@@ -90,6 +89,8 @@ class Recorder:
         started, at = time.perf_counter(), now()
         request, response = _Body(), _Body()
         answer: dict[str, Any] = {"status": 499, "headers": {}}
+        reached: dict[str, str | None] = {}
+        scope = {**scope, REACHED: reached}  # the request gate says which operation it reached
         recorded = False
 
         async def receive_recorded() -> Message:
@@ -101,7 +102,7 @@ class Recorder:
         async def record() -> None:
             nonlocal recorded
             recorded = True
-            operation = self._operation(scope)
+            operation = reached.get("operationId")
             status, elapsed = answer["status"], time.perf_counter() - started
             if self.metrics:
                 metrics.REQUESTS.labels(self.service, operation or "", scope["method"], str(status)).inc()
@@ -144,11 +145,6 @@ class Recorder:
         finally:
             if not recorded:  # the client left, or the app failed, before the answer ended
                 await record()
-
-    def _operation(self, scope: Scope) -> str | None:
-        found = self.routes.find(self.routes.canonical(scope["path"]))
-        operation = found.operation(scope["method"]) if found else None
-        return operation.get("operationId") if operation else None
 
 
 class MetricsPage:

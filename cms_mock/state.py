@@ -10,8 +10,10 @@ entry is, how a matcher or a fault rule decides, is written once, here.
 
 from __future__ import annotations
 
-import datetime
+import itertools
+import os
 import random
+import time
 import uuid
 from typing import Any, Protocol
 
@@ -65,13 +67,20 @@ def counted(entry: Entry) -> tuple[str, int] | None:
     return entry["operationId"], entry["status"]
 
 
+_PROCESS = os.urandom(8).hex()
+_entries = itertools.count()
+
+
 def entry_id() -> str:
-    return uuid.uuid4().hex
+    """Unique across processes and instances: this process's random prefix, and a count
+    (a uuid4 each costs 14 µs a request)."""
+    return f"{_PROCESS}{next(_entries):016x}"
 
 
 def now() -> str:
     """The journal's clock: UTC to the microsecond, in a form that sorts as it reads."""
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    ns = time.time_ns()
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(ns // 1_000_000_000))}.{ns // 1000 % 1_000_000:06d}Z"
 
 
 def new_rule(given: dict[str, Any]) -> dict[str, Any]:

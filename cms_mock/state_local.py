@@ -57,11 +57,13 @@ class LocalState:
         self._counters: mmap.mmap | None = None
         self._rules: list[dict[str, Any]] = []
         self._rules_seen: tuple[int, int, int] | None = None
+        self._rules_file = ""
 
     async def open(self) -> None:
         if self._given is None:
             self._dir = Path(tempfile.mkdtemp(prefix="cms-mock-state-"))
         self._dir.mkdir(parents=True, exist_ok=True)
+        self._rules_file = str(self._dir / "faults.json")
         self._open_journal()
         fd = os.open(self._dir / f"coverage-{os.getpid()}.bin", os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -175,14 +177,14 @@ class LocalState:
         self._replace(self._dir / "coverage-baseline", self._sums("coverage-*.bin").tobytes())
 
     def _current_rules(self) -> list[dict[str, Any]]:
-        path = self._dir / "faults.json"
+        """The rules, read again only when the file changed: one ``stat`` a request."""
         try:
-            info = os.stat(path)
+            info = os.stat(self._rules_file)
         except FileNotFoundError:
             return []
         seen = (info.st_ino, info.st_mtime_ns, info.st_size)
         if seen != self._rules_seen:
-            self._rules = orjson.loads(self._read(path) or b"[]")
+            self._rules = orjson.loads(self._read(Path(self._rules_file)) or b"[]")
             self._rules_seen = seen
         return self._rules
 
