@@ -130,7 +130,8 @@ def create_app(settings: Settings) -> AsyncApp:
             position=MiddlewarePosition.BEFORE_EXCEPTION,
             service=service.key,
             skip=(admin.PREFIX, METRICS_PATH),
-            journal=control is not None,
+            coverage=control is not None,
+            journal=settings.journal_size > 0,
             metrics=settings.metrics,
         )
     if settings.metrics:

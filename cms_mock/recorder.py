@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 BODY_LIMIT = 64 * 1024
 METRICS_PATH = "/metrics"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class _Body:
@@ -70,17 +71,20 @@ class Recorder:
     """Journals every request to the service's own paths (not ``skip``: the control plane, the
     metrics page) into its ``ServiceState``, counts it for coverage there, and in the metrics.
 
-    ``journal``: whether to record into the state at all (the control plane that reads it is on);
-    ``metrics``: whether to count in the metrics. A failure to record (a database down) is
-    logged; the answer is sent as it is.
+    ``coverage``: whether to record into the state at all (the control plane that reads it is
+    on); ``journal``: whether entries are kept there (else only the operation and status are
+    counted, and no body or header is captured); ``metrics``: whether to count in the metrics.
+    A failure to record (a database down) is logged; the answer is sent as it is.
     """
 
-    def __init__(self, app: ASGIApp, service: str, skip: tuple[str, ...], journal: bool, metrics: bool) -> None:
+    def __init__(self, app: ASGIApp, service: str, skip: tuple[str, ...], coverage: bool, journal: bool, metrics: bool) -> None:
         self.app = app
         self.service = service
         self.skip = skip
-        self.journal = journal
+        self.coverage = coverage
+        self.journal = coverage and journal
         self.metrics = metrics
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(self.skip):
@@ -95,7 +99,7 @@ class Recorder:
 
         async def receive_recorded() -> Message:
             message = await receive()
-            if message["type"] == "http.request":
+            if message["type"] == "http.request" and self.journal:
                 request.add(message.get("body", b""))
             return message
 
@@ -105,22 +109,25 @@ class Recorder:
             operation = reached.get("operationId")
             status, elapsed = answer["status"], time.perf_counter() - started
             if self.metrics:
-                metrics.REQUESTS.labels(self.service, operation or "", scope["method"], str(status)).inc()
-                metrics.DURATION.labels(self.service, operation or "").observe(elapsed)
-            if not self.journal:
+                counted, timed = self._figures(operation or "", scope["method"], status)
+                counted.inc()
+                timed.observe(elapsed)
+            if not self.coverage:
                 return
-            entry: Entry = {
-                "id": entry_id(),
-                "time": at,
-                "method": scope["method"],
-                "path": scope["path"],
-                "query": scope["query_string"].decode("latin-1"),
-                "operationId": operation,
-                "status": status,
-                "duration_ms": round(elapsed * 1000, 3),
-                "request": request.shown(_headers(scope["headers"])),
-                "response": response.shown(answer["headers"]),
-            }
+            entry: Entry = {"operationId": operation, "status": status}
+            if self.journal:
+                entry = {
+                    "id": entry_id(),
+                    "time": at,
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "query": scope["query_string"].decode("latin-1"),
+                    "operationId": operation,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                    "request": request.shown(_headers(scope["headers"])),
+                    "response": response.shown(answer["headers"]),
+                }
             try:
                 await scope["state"]["runtime"].state.record(entry)
             except (StoreUnavailable, OSError) as exc:
@@ -129,9 +136,11 @@ class Recorder:
         async def send_recorded(message: Message) -> None:
             if message["type"] == "http.response.start":
                 answer["status"] = message["status"]
-                answer["headers"] = _headers(message.get("headers", []))
+                if self.journal:
+                    answer["headers"] = _headers(message.get("headers", []))
             elif message["type"] == "http.response.body":
-                response.add(message.get("body", b""))
+                if self.journal:
+                    response.add(message.get("body", b""))
                 if not message.get("more_body", False) and not recorded:
                     await record()
             await send(message)
@@ -145,6 +154,18 @@ class Recorder:
         finally:
             if not recorded:  # the client left, or the app failed, before the answer ended
                 await record()
+
+    def _figures(self, operation: str, method: str, status: int) -> tuple[Any, Any]:
+        """The counter and histogram of these labels, looked up once (``labels`` takes a lock
+        and builds a key each time). A method the spec does not know is counted as ``other``: what
+        clients send must not make the series, or this cache, grow without bound."""
+        method = method if method in _METHODS else "other"
+        key = (operation, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (metrics.REQUESTS.labels(self.service, operation, method, str(status)), metrics.DURATION.labels(self.service, operation))
+            self._children[key] = children
+        return children
 
 
 class MetricsPage:

@@ -32,7 +32,8 @@ class ServiceState(Protocol):
     async def close(self) -> None: ...
 
     async def record(self, entry: Entry) -> None:
-        """Journal ``entry`` (unless the journal is off) and count its status for its operation."""
+        """Journal ``entry`` (unless the journal is off: then it holds only ``operationId`` and
+        ``status``) and count its status for its operation."""
 
     async def requests(self) -> list[Entry]:
         """The journal: at most its size of the most recent entries, oldest first."""
