@@ -21,6 +21,7 @@ from cms_mock.errors import ApiError, FieldError, InvalidBody
 from cms_mock.records import MADE, RecordRules
 from cms_mock.runtime import current, json_response
 from cms_mock.services import Service
+from cms_mock.validation import MAX_PROBLEMS
 
 PREFIX = "/__admin"
 SPEC_FILE = "admin-openapi.yaml"
@@ -63,11 +64,12 @@ def with_admin_paths(spec: dict[str, Any], control: dict[str, Any]) -> dict[str,
     return {**spec, "paths": paths}
 
 
-async def reset_records() -> Response:
-    """The start state's records; the journal, coverage counts and fault rules cleared."""
+async def reset_records(keep: str | None = None) -> Response:
+    """The start state's records; the journal, coverage counts (unless ``keep=coverage``) and
+    fault rules cleared."""
     runtime = current()
     await runtime.store.replace_all(runtime.start_records())
-    await runtime.state.reset()
+    await runtime.state.reset(keep_coverage=keep == "coverage")
     return Response(status_code=204)
 
 
@@ -112,7 +114,7 @@ def _given(body: dict[str, Any] | list[dict[str, Any]], rules: RecordRules) -> l
             seen.add(key)
         records.append(record)
     if problems:
-        raise InvalidBody(problems)
+        raise InvalidBody(problems[:MAX_PROBLEMS])
     return records
 
 

@@ -28,7 +28,7 @@ from cms_mock import admin, error_responses, protocol
 from cms_mock.backends import make_state, make_store, where
 from cms_mock.documents import DOCS, Documents
 from cms_mock.errors import StoreRefused
-from cms_mock.faults import Faults
+from cms_mock.faults import FaultInjector, Faults
 from cms_mock.gate import RequestGate
 from cms_mock.logs import configure_logging
 from cms_mock.middleware import AccessLog, ApiKeyGuard, BodyLimit
@@ -129,7 +129,7 @@ def create_app(settings: Settings) -> AsyncApp:
             Recorder,
             position=MiddlewarePosition.BEFORE_EXCEPTION,
             service=service.key,
-            skip=(admin.PREFIX, METRICS_PATH),
+            skip=(admin.PREFIX, METRICS_PATH) if settings.metrics else (admin.PREFIX,),
             coverage=control is not None,
             journal=settings.journal_size > 0,
             metrics=settings.metrics,
@@ -139,9 +139,7 @@ def create_app(settings: Settings) -> AsyncApp:
     app.add_middleware(Documents, position=MiddlewarePosition.BEFORE_SWAGGER, spec=spec)
     if control is not None:
         app.add_middleware(Documents, position=MiddlewarePosition.BEFORE_SWAGGER, spec=control, prefix=admin.PREFIX)
-    app.add_middleware(
-        RequestGate, position=MiddlewarePosition.BEFORE_SWAGGER, routes=routes, assets=DOCS, service=service.key, faults=faults, rules=control is not None
-    )
+    app.add_middleware(RequestGate, position=MiddlewarePosition.BEFORE_SWAGGER, routes=routes, assets=DOCS)
     app.add_middleware(BodyLimit, position=MiddlewarePosition.BEFORE_ROUTING, max_bytes=settings.max_body_bytes)
     if settings.api_key:
         app.add_middleware(
@@ -152,6 +150,7 @@ def create_app(settings: Settings) -> AsyncApp:
             routes=routes,
             always_under=admin.PREFIX + "/",
         )
+    app.add_middleware(FaultInjector, position=MiddlewarePosition.BEFORE_ROUTING, service=service.key, faults=faults, rules=control is not None)
     return app
 
 

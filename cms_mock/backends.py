@@ -10,11 +10,13 @@ from cms_mock.services import Service
 from cms_mock.settings import Settings
 from cms_mock.state import ServiceState
 from cms_mock.state_local import STATE_DIR, LocalState
+from cms_mock.state_memory import MemoryState
 from cms_mock.state_postgres import PostgresState
 from cms_mock.store import RecordStore
 from cms_mock.store_file import FileStore
 from cms_mock.store_memory import MemoryStore
 from cms_mock.store_postgres import PostgresStore
+from cms_mock.workers import SUPERVISOR
 
 
 def make_store(settings: Settings, service: Service) -> RecordStore:
@@ -28,10 +30,13 @@ def make_store(settings: Settings, service: Service) -> RecordStore:
 
 def make_state(settings: Settings, service: Service, store: RecordStore, operations: list[str]) -> ServiceState:
     """In the database beside the records, with ``DATABASE_URL`` (every instance shares it);
-    else in the directory ``cms-mock --workers N`` made for its workers, or one of this process's."""
+    in memory with ``--in-memory``; else in the directory ``cms-mock --workers N`` made for its
+    workers, or one of this process's."""
     if isinstance(store, PostgresStore):
         return PostgresState(store, service.table, settings.journal_size)
-    shared = os.environ.get(STATE_DIR)
+    if settings.in_memory:  # one process, and nothing written anywhere
+        return MemoryState(settings.journal_size)
+    shared = os.environ.get(STATE_DIR) if SUPERVISOR in os.environ else None  # a worker of ours, not an inherited name
     return LocalState(Path(shared, service.key) if shared else None, operations, settings.journal_size)
 
 

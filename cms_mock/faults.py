@@ -11,11 +11,19 @@ spec's example of it, its ``reason`` saying it was injected.
 
 from __future__ import annotations
 
+import asyncio
 import http
+import logging
 import re
 from typing import Any
 
-from cms_mock.errors import ApiError, FieldError, InjectedError, InvalidBody
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from cms_mock import metrics
+from cms_mock.errors import ApiError, FieldError, InjectedError, InvalidBody, StoreUnavailable
+from cms_mock.gate import OPERATION
+
+logger = logging.getLogger(__name__)
 
 _PREFER_CODE = re.compile(r"(?:^|[,;\s])code\s*=\s*\"?([1-5][0-9]{2})\"?(?=$|[,;\s])", re.IGNORECASE)
 
@@ -76,3 +84,48 @@ class Faults:
             return None
         code = match.group(1)
         return self.error(operation, int(code), "Prefer: code", {"Preference-Applied": f"code={code}"})
+
+
+class FaultInjector:
+    """Answers the fault a request gets, after its delay: ``Prefer: code=NNN``, and with
+    ``rules`` (the control plane is on) the first fault rule of the service's state that hits.
+
+    Sits after the API key guard and the body limit: a request they refuse is refused, and uses
+    up no rule; and inside connexion's exception handling, so its errors have the contract's shape.
+    A request answered by ``Prefer`` is not counted by the rules.
+    """
+
+    def __init__(self, app: ASGIApp, service: str, faults: Faults, rules: bool) -> None:
+        self.app = app
+        self.service = service
+        self.faults = faults
+        self.rules = rules
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        operation = scope.get(OPERATION)
+        if scope["type"] == "http" and operation in self.faults.declared:
+            await self._inject(scope, operation)
+        await self.app(scope, receive, send)
+
+    async def _inject(self, scope: Scope, operation: str) -> None:
+        prefer = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"prefer"), None)
+        fault = self.faults.preferred(operation, prefer)
+        if fault is None and self.rules:
+            rule = await self._rule(scope, operation)
+            if rule is not None:
+                if rule.get("delay_ms"):
+                    await asyncio.sleep(rule["delay_ms"] / 1000)
+                if rule.get("status"):
+                    fault = self.faults.error(operation, rule["status"], f"fault rule {rule['id']}")
+        if fault is not None:
+            metrics.FAULTS.labels(self.service, operation, str(fault.status)).inc()
+            raise fault
+
+    @staticmethod
+    async def _rule(scope: Scope, operation: str) -> dict[str, Any] | None:
+        try:
+            rule: dict[str, Any] | None = await scope["state"]["runtime"].state.take_fault(operation)
+        except StoreUnavailable as exc:  # the request itself will find out whether the store works
+            logger.warning("fault rules could not be read: %s", exc.reason)
+            return None
+        return rule

@@ -12,20 +12,19 @@ case-sensitive) and reaches the handler as bytes. Media types are case-insensiti
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import Any
 
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cms_mock import metrics
-from cms_mock.errors import ApiError, StoreUnavailable
-from cms_mock.faults import Faults
+from cms_mock.errors import ApiError
 from cms_mock.logs import printable
 from cms_mock.spec_routes import SpecRoutes
 
 logger = logging.getLogger(__name__)
+
+OPERATION = "cms_mock.operation"
+"""A scope key: the ``operationId`` the request reached, for what runs after the gate."""
 
 REACHED = "cms_mock.reached"
 """A scope key: a dict the recorder outside puts there, where the gate writes the ``operationId``
@@ -60,21 +59,18 @@ class RequestGate:
     there, 400 for an integer path parameter its schema refuses; rewrites aliases and content
     types; and lets a client that leaves mid-body go without an answer nobody would read.
 
-    Injects faults here too, once the operation is known: ``Prefer: code=NNN``, and with
-    ``rules`` (the control plane is on) the fault rules of the service's state.
+    Says which operation a request reached: in the scope it hands on (``OPERATION``, for the
+    fault injector) and to the recorder outside (``REACHED``).
 
     ``assets``: the path prefix of what is served beside the spec (the Swagger UI's files).
     Sits inside connexion's exception handling, so its errors have the contract's shape, and
     hands on a copy of the scope, so the access log outside still shows the path as sent.
     """
 
-    def __init__(self, app: ASGIApp, routes: SpecRoutes, assets: str, service: str, faults: Faults, rules: bool) -> None:
+    def __init__(self, app: ASGIApp, routes: SpecRoutes, assets: str) -> None:
         self.app = app
         self.routes = routes
         self.assets = assets.rstrip("/") + "/"
-        self.service = service
-        self.faults = faults
-        self.rules = rules
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":  # no operation is one; ``cms-mock`` runs uvicorn with ws="none" so none comes
@@ -100,38 +96,13 @@ class RequestGate:
         problem = found.bad_parameter()
         if problem is not None:
             raise problem
-        if operation.get("operationId") in self.faults.declared:
-            await self._inject(scope, operation["operationId"])
         headers = normalise_content_type(scope["headers"], takes_body="requestBody" in operation)
+        scope = {**scope, OPERATION: operation.get("operationId")}
         if path != scope["path"]:
-            scope = {**scope, "path": path, "raw_path": path.encode()}  # an alias: a declared path, ASCII
+            scope["path"], scope["raw_path"] = path, path.encode()  # an alias: a declared path, ASCII
         if headers is not scope["headers"]:
-            scope = {**scope, "headers": headers}
+            scope["headers"] = headers
         try:
             await self.app(scope, receive, send)
         except ClientDisconnect:
             logger.info("client left %s %s before sending its whole body; nothing was done", scope["method"], printable(scope["path"]))
-
-    async def _inject(self, scope: Scope, operation: str) -> None:
-        """Raise the fault this request gets, if any, after its delay."""
-        prefer = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"prefer"), None)
-        fault = self.faults.preferred(operation, prefer)
-        if fault is None and self.rules:
-            rule = await self._rule(scope, operation)
-            if rule is not None:
-                if rule.get("delay_ms"):
-                    await asyncio.sleep(rule["delay_ms"] / 1000)
-                if rule.get("status"):
-                    fault = self.faults.error(operation, rule["status"], f"fault rule {rule['id']}")
-        if fault is not None:
-            metrics.FAULTS.labels(self.service, operation, str(fault.status)).inc()
-            raise fault
-
-    @staticmethod
-    async def _rule(scope: Scope, operation: str) -> dict[str, Any] | None:
-        try:
-            rule: dict[str, Any] | None = await scope["state"]["runtime"].state.take_fault(operation)
-        except StoreUnavailable as exc:  # the request itself will find out whether the store works
-            logger.warning("fault rules could not be read: %s", exc.reason)
-            return None
-        return rule

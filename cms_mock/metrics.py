@@ -3,16 +3,23 @@
 With ``cms-mock --workers N`` the supervisor names a directory in ``PROMETHEUS_MULTIPROC_DIR``
 before it starts the workers; the library then keeps each worker's figures in memory-mapped
 files there, and whichever worker is scraped adds up all of them (the library's multiprocess
-mode). A single process keeps them in its own memory.
+mode; the library then has no ``process_*`` figures). A single process keeps them in its own
+memory, and a ``PROMETHEUS_MULTIPROC_DIR`` it inherits from elsewhere is dropped before the
+library reads it (the library reads it once, when imported).
 """
 
 from __future__ import annotations
 
 import os
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from cms_mock.workers import SUPERVISOR
 
 MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"
+if SUPERVISOR not in os.environ:  # not a worker of ours: a directory someone else named is not ours to write in
+    os.environ.pop(MULTIPROCESS, None)
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess  # noqa: E402 (the library reads the environment when imported)
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 REQUESTS = Counter(

@@ -6,7 +6,9 @@ Fixtures, with no configuration:
   (``cms-mock`` under uvicorn, a subprocess) on a free port over its own temporary data
   directory, stopped at the end of the session; or, with ``--cms-mock-url`` /
   ``--profile-mock-url``, a server that is already running.
-- ``cms_mock`` / ``profile_mock`` (function): the session's server, reset before the test.
+- ``cms_mock`` / ``profile_mock`` (function): the session's server, reset before the test
+  (its coverage counts kept: the coverage after a run is the whole run's;
+  ``--cms-mock-coverage FILE`` writes it as a page at the end).
 
 Each is a ``MockServer``: ``.url``, ``.reset()``, ``.load(records)``, ``.records()``,
 ``.snapshot(name)``, ``.restore(name)``; what the code under test sent, ``.requests(**filters)``
@@ -46,6 +48,10 @@ _SETTINGS = frozenset(
         "ADMIN_API",
         "FIXTURES",
         "JOURNAL_SIZE",
+        "METRICS",
+        "PROMETHEUS_MULTIPROC_DIR",
+        "CMS_MOCK_STATE_DIR",
+        "CMS_MOCK_SUPERVISOR_PID",
         "WORKERS",
         "DEBUG",
         "DATA_DIR",
@@ -73,9 +79,10 @@ class MockServer:
         self.url = url.rstrip("/")
         self._process = process
 
-    def reset(self) -> None:
-        """Every record back to the start state (the samples, or the fixtures file's)."""
-        self._call("POST", "/__admin/reset")
+    def reset(self, keep_coverage: bool = False) -> None:
+        """Every record back to the start state (the samples, or the fixtures file's); the
+        journal and fault rules cleared, and the coverage counts unless ``keep_coverage``."""
+        self._call("POST", "/__admin/reset" + ("?keep=coverage" if keep_coverage else ""))
 
     def load(self, records: dict[str, Any] | list[dict[str, Any]]) -> None:
         """Replace every record: an object keyed by id, or a list; ids and timestamps optional."""
@@ -115,6 +122,12 @@ class MockServer:
         """Every operation and declared status, with how many answers had it since the reset."""
         report: dict[str, Any] = self._call("GET", "/__admin/coverage")
         return report
+
+    def coverage_page(self) -> str:
+        """The coverage as the page a person reads (``--cms-mock-coverage FILE`` writes it)."""
+        request = urllib.request.Request(self.url + "/__admin/coverage", headers={"Accept": "text/html"})
+        with _DIRECT.open(request, timeout=30) as response:
+            return str(response.read().decode("utf-8"))
 
     def _call(self, method: str, path: str, body: object = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -180,11 +193,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for service, name in _SERVICES.items():
         group.addoption(f"--{name}-url", default=None, help=f"use the {service} service running at this URL instead of starting one")
         group.addoption(f"--{name}-fixtures", default=None, type=Path, help=f"records the {service} service starts from and resets to")
+        group.addoption(f"--{name}-coverage", default=None, type=Path, help=f"write the {service} service's contract coverage page (HTML) here at the end")
 
 
 def _session_server(request: pytest.FixtureRequest, service: str) -> Iterator[MockServer]:
     name = _SERVICES[service].replace("-", "_")
     url = request.config.getoption(f"{name}_url")
+    page = request.config.getoption(f"{name}_coverage")
     if url:
         yield MockServer(url)
         return
@@ -192,6 +207,8 @@ def _session_server(request: pytest.FixtureRequest, service: str) -> Iterator[Mo
         server = start_server(service, Path(work) / "data", request.config.getoption(f"{name}_fixtures"))
         try:
             yield server
+            if page:
+                page.write_text(server.coverage_page(), encoding="utf-8")
         finally:
             server.stop()
 
@@ -211,12 +228,12 @@ def profile_mock_server(request: pytest.FixtureRequest) -> Iterator[MockServer]:
 @pytest.fixture
 def cms_mock(cms_mock_server: MockServer) -> MockServer:
     """The session's CMS, reset before this test."""
-    cms_mock_server.reset()
+    cms_mock_server.reset(keep_coverage=True)
     return cms_mock_server
 
 
 @pytest.fixture
 def profile_mock(profile_mock_server: MockServer) -> MockServer:
     """The session's profile service, reset before this test."""
-    profile_mock_server.reset()
+    profile_mock_server.reset(keep_coverage=True)
     return profile_mock_server

@@ -48,15 +48,20 @@ class _Body:
             self.size += len(chunk)
 
     def shown(self, headers: dict[str, str]) -> dict[str, Any]:
-        """JSON as its value; anything else, or JSON cut short, as text; nothing as null."""
+        """JSON as its value; anything else, or JSON cut short, as text; nothing as null. Text
+        is cut further until its JSON form fits ``BODY_LIMIT`` (a control character is six
+        bytes there): the bound holds on disk and in the database, not only in memory."""
         raw = b"".join(self.parts)
         body: Any = None
+        truncated = self.truncated
         if raw:
-            body = raw.decode("utf-8", "replace")
-            if not self.truncated and "json" in headers.get("content-type", "application/json"):
+            if not truncated and "json" in headers.get("content-type", "application/json"):
                 with contextlib.suppress(orjson.JSONDecodeError):
-                    body = orjson.loads(raw)
-        return {"headers": headers, "body": body, "truncated": self.truncated}
+                    return {"headers": headers, "body": orjson.loads(raw), "truncated": False}
+            body = raw.decode("utf-8", "replace")
+            while (encoded := len(orjson.dumps(body))) > BODY_LIMIT + 2:
+                body, truncated = body[: len(body) * BODY_LIMIT // encoded], True
+        return {"headers": headers, "body": body, "truncated": truncated}
 
 
 def _headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
@@ -68,8 +73,8 @@ def _headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
 
 
 class Recorder:
-    """Journals every request to the service's own paths (not ``skip``: the control plane, the
-    metrics page) into its ``ServiceState``, counts it for coverage there, and in the metrics.
+    """Journals every request to the service's own paths (not those under ``skip``: the control
+    plane, the metrics page) into its ``ServiceState``, counts it for coverage there, and in the metrics.
 
     ``coverage``: whether to record into the state at all (the control plane that reads it is
     on); ``journal``: whether entries are kept there (else only the operation and status are
@@ -87,7 +92,7 @@ class Recorder:
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(self.skip):
+        if scope["type"] != "http" or any(scope["path"] == skip or scope["path"].startswith(skip + "/") for skip in self.skip):
             await self.app(scope, receive, send)
             return
         started, at = time.perf_counter(), now()

@@ -54,8 +54,8 @@ MAX_WORKERS = 4 * (os.cpu_count() or 1)
 
 
 MAX_JOURNAL = 100_000
-"""Journal entries kept are up to 200 KiB each (two bodies of 64 KiB and the headers): a bound
-on what the journal can hold, on disk or in the database."""
+"""Journal entries are up to about 200 KiB each (two bodies of 64 KiB in their JSON form, and
+the headers): a bound on what the journal can hold, on disk or in the database."""
 
 
 def parse_origins(raw: str) -> tuple[str, ...]:
@@ -112,9 +112,9 @@ class Settings:
     fixtures: Path | None = None
     """A file of records in the data file's format: what ``POST /__admin/reset`` puts back."""
     journal_size: int = 1000
+    """The requests ``GET /__admin/requests`` keeps, the most recent; 0 turns the journal off."""
     metrics: bool = True
     """``GET /metrics`` and the figures behind it; off, nothing is counted and the path is a 404."""
-    """The requests ``GET /__admin/requests`` keeps, the most recent; 0 turns the journal off."""
     notices: tuple[str, ...] = dataclasses.field(default=(), compare=False)
     """What reading the environment decided that the log should say (an empty ``API_KEY``)."""
 

@@ -56,8 +56,8 @@ class ServiceState(Protocol):
         """The rule that applies to this request to ``operation``, if one does, counted as
         applied (``times`` used up by one); every rule for ``operation`` counts the request."""
 
-    async def reset(self) -> None:
-        """The journal, the coverage counts and the fault rules, all cleared."""
+    async def reset(self, keep_coverage: bool = False) -> None:
+        """The journal and the fault rules cleared, and the coverage counts unless kept."""
 
 
 def counted(entry: Entry) -> tuple[str, int] | None:

@@ -13,12 +13,14 @@ run, so nothing is fsynced, and no worker ever waits for another on the request 
   status), one store of eight bytes per response; a reset keeps the sums at that moment as the
   baseline the counts start from.
 - fault rules: one JSON file, changed under a ``flock`` (adding, deleting, and a request
-  counted by a rule for its operation); read again by a worker only when it changed.
+  counted by a rule for its operation), and a generation counter in shared memory that every
+  change moves on; a worker reads the file again only when the generation is not its own.
 """
 
 from __future__ import annotations
 
 import array
+import asyncio
 import contextlib
 import fcntl
 import logging
@@ -56,31 +58,25 @@ class LocalState:
         self._lines = 0
         self._counters: mmap.mmap | None = None
         self._rules: list[dict[str, Any]] = []
-        self._rules_seen: tuple[int, int, int] | None = None
-        self._rules_file = ""
+        self._rules_seen = -1
+        self._generation: mmap.mmap | None = None
 
     async def open(self) -> None:
         if self._given is None:
             self._dir = Path(tempfile.mkdtemp(prefix="cms-mock-state-"))
         self._dir.mkdir(parents=True, exist_ok=True)
-        self._rules_file = str(self._dir / "faults.json")
         self._open_journal()
-        fd = os.open(self._dir / f"coverage-{os.getpid()}.bin", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            size = len(self._names) * len(_STATUSES) * 8 or 8
-            if os.fstat(fd).st_size < size:  # a worker taking over a dead one's pid keeps its counts
-                os.ftruncate(fd, size)
-            self._counters = mmap.mmap(fd, size)
-        finally:
-            os.close(fd)
+        self._counters = _mapped(self._dir / f"coverage-{os.getpid()}.bin", len(self._names) * len(_STATUSES) * 8 or 8)
+        self._generation = _mapped(self._dir / "faults.generation", 8)
 
     async def close(self) -> None:
         if self._journal_fd >= 0:
             os.close(self._journal_fd)
             self._journal_fd = -1
-        if self._counters is not None:
-            self._counters.close()
-            self._counters = None
+        for mapped in (self._counters, self._generation):
+            if mapped is not None:
+                mapped.close()
+        self._counters = self._generation = None
         if self._given is None:
             shutil.rmtree(self._dir, ignore_errors=True)
 
@@ -105,20 +101,43 @@ class LocalState:
             os.replace(self._journal(), self._journal(old=True))
             self._open_journal()
             self._lines = 0
-        os.write(self._journal_fd, orjson.dumps(entry) + b"\n")
+        line = memoryview(orjson.dumps(entry) + b"\n")
+        while line:  # a short write (a full disk) raises next time round; the part written is skipped by readers
+            line = line[os.write(self._journal_fd, line) :]
         self._lines += 1
 
     async def requests(self) -> list[Entry]:
+        """Read in a thread: up to ``2 * size`` entries per worker are parsed, and the event
+        loop goes on serving meanwhile."""
+        return await asyncio.to_thread(self._read_journal)
+
+    def _read_journal(self) -> list[Entry]:
         cleared = self._read(self._dir / "journal-cleared") or b""
-        entries = []
-        for path in self._dir.glob("journal-*.jsonl"):
-            for line in (self._read(path) or b"").splitlines(keepends=True):
-                if line.endswith(b"\n"):  # not a line a worker is writing now
+        entries: dict[str, Entry] = {}
+        for worker in {path.name.split(".")[0] for path in self._dir.glob("journal-*.jsonl")}:
+            for line in self._worker_lines(worker).splitlines(keepends=True):
+                if not line.endswith(b"\n"):  # a line a worker is writing now
+                    continue
+                try:
                     entry = orjson.loads(line)
-                    if entry["time"].encode() > cleared:
-                        entries.append(entry)
-        entries.sort(key=lambda entry: entry["time"])
-        return entries[-self._size :] if self._size else []
+                except orjson.JSONDecodeError:  # what a short write left
+                    continue
+                if entry["time"].encode() > cleared:
+                    entries[entry["id"]] = entry
+        ordered = sorted(entries.values(), key=lambda entry: entry["time"])
+        return ordered[-self._size :] if self._size else []
+
+    def _worker_lines(self, worker: str) -> bytes:
+        """One worker's two files as of one moment: read again if it started a new file
+        meanwhile (read across a rotation, a batch would be missed or read twice)."""
+        current, old = self._dir / f"{worker}.jsonl", self._dir / f"{worker}.old.jsonl"
+        content = b""
+        for _ in range(10):
+            before = _inode(current)
+            content = (self._read(old) or b"") + (self._read(current) or b"")
+            if before is not None and _inode(current) == before:
+                break
+        return content
 
     async def clear_requests(self) -> None:
         self._replace(self._dir / "journal-cleared", now().encode())
@@ -148,7 +167,7 @@ class LocalState:
             rules.append({**rule, "seen": 0})
 
     async def faults(self) -> list[dict[str, Any]]:
-        return [_shown(rule) for rule in self._current_rules()]
+        return [_shown(rule) for rule in orjson.loads(self._read(self._dir / "faults.json") or b"[]")]
 
     async def delete_fault(self, key: str) -> bool:
         with self._changing_rules() as rules:
@@ -162,7 +181,7 @@ class LocalState:
             rules.clear()
 
     async def take_fault(self, operation: str) -> dict[str, Any] | None:
-        if not any(rule["operationId"] == operation for rule in self._current_rules()):
+        if not any(rule["operationId"] == operation and rule.get("remaining", 1) > 0 for rule in self._current_rules()):
             return None  # the common case: no lock, no write
         with self._changing_rules() as rules:
             mine = [rule for rule in rules if rule["operationId"] == operation]
@@ -171,21 +190,20 @@ class LocalState:
             chosen = pick([(rule, rule["seen"]) for rule in mine])
         return _shown(chosen) if chosen else None
 
-    async def reset(self) -> None:
+    async def reset(self, keep_coverage: bool = False) -> None:
         await self.clear_requests()
         await self.clear_faults()
-        self._replace(self._dir / "coverage-baseline", self._sums("coverage-*.bin").tobytes())
+        if not keep_coverage:
+            self._replace(self._dir / "coverage-baseline", self._sums("coverage-*.bin").tobytes())
 
     def _current_rules(self) -> list[dict[str, Any]]:
-        """The rules, read again only when the file changed: one ``stat`` a request."""
-        try:
-            info = os.stat(self._rules_file)
-        except FileNotFoundError:
-            return []
-        seen = (info.st_ino, info.st_mtime_ns, info.st_size)
-        if seen != self._rules_seen:
-            self._rules = orjson.loads(self._read(Path(self._rules_file)) or b"[]")
-            self._rules_seen = seen
+        """The rules, read again only when their generation (a counter in shared memory that
+        every change moves on) is not the one read last: no system call on a request."""
+        assert self._generation is not None
+        generation = struct.unpack_from("q", self._generation)[0]
+        if generation != self._rules_seen:
+            self._rules = orjson.loads(self._read(self._dir / "faults.json") or b"[]")
+            self._rules_seen = generation
         return self._rules
 
     @contextlib.contextmanager
@@ -197,6 +215,8 @@ class LocalState:
             rules = orjson.loads(self._read(self._dir / "faults.json") or b"[]")
             yield rules
             self._replace(self._dir / "faults.json", orjson.dumps(rules))
+            assert self._generation is not None
+            struct.pack_into("q", self._generation, 0, struct.unpack_from("q", self._generation)[0] + 1)
         finally:
             os.close(fd)  # releases the lock
 
@@ -214,6 +234,24 @@ class LocalState:
         temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         temporary.write_bytes(content)
         os.replace(temporary, path)
+
+
+def _mapped(path: Path, size: int) -> mmap.mmap:
+    """``size`` bytes of a file shared by the workers, in memory (zeros when new)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_size < size:  # a worker taking over a dead one's pid keeps its counts
+            os.ftruncate(fd, size)
+        return mmap.mmap(fd, size)
+    finally:
+        os.close(fd)
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except FileNotFoundError:  # between a rotation's rename and the new file
+        return None
 
 
 def _shown(rule: dict[str, Any]) -> dict[str, Any]:

@@ -133,11 +133,9 @@ class PostgresState:
                         return _shown(claimed)
         return None
 
-    async def reset(self) -> None:
-        await self._execute(
-            """WITH journal AS (DELETE FROM cms_mock_journal WHERE service = $1), coverage AS (DELETE FROM cms_mock_coverage WHERE service = $1)
-               DELETE FROM cms_mock_faults WHERE service = $1"""
-        )
+    async def reset(self, keep_coverage: bool = False) -> None:
+        coverage = "" if keep_coverage else ", coverage AS (DELETE FROM cms_mock_coverage WHERE service = $1)"
+        await self._execute(f"WITH journal AS (DELETE FROM cms_mock_journal WHERE service = $1){coverage} DELETE FROM cms_mock_faults WHERE service = $1")
 
     async def _execute(self, statement: str) -> None:
         async with self._store.connection(change=True) as connection:

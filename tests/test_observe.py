@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+import orjson
 import pytest
 from connexion.json_schema import resolve_refs
 
@@ -95,8 +96,16 @@ def test_bodies_over_64_kib_are_kept_cut_short_as_text(client):
     client.post("/api/customers", json={**NEW_CUSTOMER, "name": big})
     (entry,) = journal(client)["requests"]
     assert entry["request"]["truncated"] is True
-    assert len(entry["request"]["body"].encode()) == 64 * 1024
+    assert 60_000 < len(orjson.dumps(entry["request"]["body"])) <= 64 * 1024 + 2  # its JSON form fits
     assert entry["request"]["body"].startswith('{"name":"xxx')
+
+
+def test_a_body_of_control_characters_is_cut_to_fit_in_its_json_form(client):
+    client.post("/api/customers", content=b"\x01" * 65_000, headers={"Content-Type": "application/json"})
+    (entry,) = journal(client)["requests"]
+    assert entry["status"] == 422  # not JSON: read, and refused
+    assert entry["request"]["truncated"] is True
+    assert len(orjson.dumps(entry["request"]["body"])) <= 64 * 1024 + 2
     assert entry["response"]["truncated"] is False  # the 422 is small
 
 
@@ -299,3 +308,23 @@ def test_metrics_off_is_a_404_and_journal_size_is_checked(tmp_path):
         Settings(journal_size=100_001).check()
     with pytest.raises(SettingsError, match="JOURNAL_SIZE must be at least 0"):
         Settings.from_env({"JOURNAL_SIZE": "-1"})
+
+
+def test_a_request_the_api_key_refuses_uses_up_no_rule(tmp_path):
+    with build_client(tmp_path, api_key="k") as client:
+        client.post("/__admin/faults", json={"operationId": "createCustomer", "status": 503, "times": 1}, headers={"X-API-Key": "k"})
+        assert client.post("/api/customers", json=NEW_CUSTOMER).status_code == 401
+        assert client.post("/api/customers", json=NEW_CUSTOMER, headers={"X-API-Key": "k"}).status_code == 503
+
+
+def test_in_memory_the_journal_coverage_and_rules_work_and_nothing_is_written(tmp_path, monkeypatch):
+    import tempfile as tempfile_module
+
+    monkeypatch.setattr(tempfile_module, "tempdir", str(tmp_path / "no-temp"))  # a write to the temporary directory would fail
+    with build_client(tmp_path / "data", in_memory=True, journal_size=2) as client:
+        client.post("/__admin/faults", json={"operationId": "getCustomer", "status": 500, "times": 1})
+        assert [client.get("/api/customers/x").status_code for _ in range(3)] == [500, 404, 404]
+        assert [e["status"] for e in journal(client)["requests"]] == [404, 404]
+        assert operation(client.get("/__admin/coverage").json(), "getCustomer")["responses"] == {"200": 0, "401": 0, "404": 2, "413": 0, "500": 1, "503": 0}
+    assert not (tmp_path / "data").exists()
+    assert not (tmp_path / "no-temp").exists()

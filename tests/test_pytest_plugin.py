@@ -54,10 +54,14 @@ def test_my_service_survives_a_503(cms_mock):
     assert post(cms_mock.url + "/api/customers", %(customer)r)["name"] == %(customer)r["name"]
     assert len(cms_mock.records()) == %(start)d + 1
 
-def test_coverage_after_the_tests(cms_mock):
+def test_coverage_is_the_whole_runs(cms_mock):
+    def created():
+        (create,) = [op for op in cms_mock.coverage()["operations"] if op["operationId"] == "createCustomer"]
+        return create["responses"]["201"]
+    before = created()
+    assert before >= 1  # the tests before this one created customers too: a reset keeps coverage
     post(cms_mock.url + "/api/customers", %(customer)r)
-    (create,) = [op for op in cms_mock.coverage()["operations"] if op["operationId"] == "createCustomer"]
-    assert create["responses"]["201"] == 1
+    assert created() == before + 1
 
 def test_the_session_server_is_shared(cms_mock_server, cms_mock):
     assert cms_mock_server.url == cms_mock.url
@@ -69,11 +73,14 @@ def consumer(pytester: pytest.Pytester, start: int = 2) -> None:
     pytester.makepyfile(test_consumer=CONSUMER % {"customer": NEW_CUSTOMER, "start": start})
 
 
-def test_a_consumer_suite_gets_running_servers_reset_before_each_test(pytester: pytest.Pytester):
+def test_a_consumer_suite_gets_running_servers_reset_before_each_test(pytester: pytest.Pytester, tmp_path):
     consumer(pytester)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s")
+    page = tmp_path / "coverage.html"
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s", "--cms-mock-coverage", str(page))
     result.assert_outcomes(passed=8)
     assert "MOCK-URL http://127.0.0.1:" in result.stdout.str()
+    assert "<h1>Contract coverage: CMS Mock Service</h1>" in page.read_text()
+    assert '<td class="hit">201<br><b>' in page.read_text()
 
 
 def test_fixtures_are_the_start_state_and_a_running_server_can_be_used(pytester: pytest.Pytester, tmp_path):
