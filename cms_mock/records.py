@@ -23,8 +23,11 @@ IdPolicy = Literal["uuid4", "int"]
 MADE = ("id", "created_at", "updated_at")
 """The fields a store makes; every other field comes from the client."""
 
-_LARGEST_ID = 2**63 - 1
-"""The largest integer id: int64, as the spec's ``format`` says and PostgreSQL's sequence holds."""
+_LARGEST_GIVEN = 2**53 - 1
+"""The largest integer id a record given whole (fixtures, an import) may have: exact in every
+JSON client (a JavaScript number), and far enough below int64's largest (the spec's ``format``,
+what PostgreSQL's sequence holds) that ids made after it never run out: a given
+``2**63 - 1`` once made the next created profile ``2**63``, outside every int64 client."""
 
 STRING_ID = r"[^/\x00-\x1f\x7f]{1,256}"
 """A string id's text, one path segment (the same in ECMA-262 and Python). ``.`` and ``..``
@@ -80,8 +83,8 @@ class RecordRules:
         if "id" not in record:
             pass  # made as on create, or required by the schema
         elif self.counted_ids:
-            if isinstance(key, bool) or not isinstance(key, int) or not 1 <= key <= _LARGEST_ID:
-                found.append(f"id: must be an integer from 1 to {_LARGEST_ID}")
+            if isinstance(key, bool) or not isinstance(key, int) or not 1 <= key <= _LARGEST_GIVEN:
+                found.append(f"id: must be an integer from 1 to {_LARGEST_GIVEN}")
         elif not isinstance(key, str) or not re.fullmatch(STRING_ID, key):
             found.append("id: must be 1 to 256 characters, none of them '/' or a control character")
         return found
@@ -102,7 +105,7 @@ class RecordRules:
     def id_schema(self) -> dict[str, Any]:
         """The JSON Schema of an id given whole (fixtures): what ``problems`` checks, for clients."""
         if self.counted_ids:
-            return {"type": "integer", "format": "int64", "minimum": 1, "maximum": _LARGEST_ID}
+            return {"type": "integer", "format": "int64", "minimum": 1, "maximum": _LARGEST_GIVEN}
         return {"type": "string", "pattern": f"^{STRING_ID}$"}
 
     def next_id(self, following: int, keys: Iterable[str]) -> int:

@@ -69,6 +69,13 @@ def test_an_invalid_record_is_a_422_saying_where_and_nothing_changes(client):
     assert client.get("/__admin/records").json() == before
 
 
+def test_a_given_profile_id_stays_exact_in_every_client_and_ids_made_after_it_fit_int64(profile_client):
+    largest = 2**53 - 1
+    assert profile_client.put("/__admin/records", json=[{"id": largest + 1, **NEW_PROFILE}]).status_code == 422
+    assert profile_client.put("/__admin/records", json=[{"id": largest, **NEW_PROFILE}]).status_code == 204
+    assert profile_client.post("/customers", json=NEW_PROFILE).json()["id"] == largest + 1  # was 2**63 after a given 2**63 - 1
+
+
 def test_a_body_of_a_million_problems_lists_the_first_hundred(client):
     """A 1 MiB array of empty records once held a worker for 100 s building a 130 MB answer."""
     refused = client.put("/__admin/records", content=b"[" + b",".join([b"{}"] * 262_000) + b"]", headers={"Content-Type": "application/json"})
@@ -112,7 +119,7 @@ def test_the_profile_service_answers_in_its_dialect_and_keeps_ids_counting(profi
     assert profile_client.post("/customers", json=NEW_PROFILE).json()["id"] == 8
     refused = profile_client.put("/__admin/records", json={"x": NEW_PROFILE})
     assert refused.status_code == 422
-    assert refused.json() == {"error": "Validation failed: x.id: must be an integer from 1 to 9223372036854775807"}
+    assert refused.json() == {"error": "Validation failed: x.id: must be an integer from 1 to 9007199254740991"}
     assert profile_client.post("/__admin/snapshots/none/restore").json() == {"error": "Snapshot none not found"}
     profile_client.post("/__admin/reset")
     assert profile_client.post("/customers", json=NEW_PROFILE).json()["id"] == 9  # never back to one given out

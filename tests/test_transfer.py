@@ -120,7 +120,7 @@ def test_ids_the_api_could_not_reach_are_refused_and_odd_timestamps_still_update
     (tmp_path / "p.json").write_text(json.dumps(profiles))
     refused = cms_mock("import", str(tmp_path / "p.json"), "--service", "profile", "--data-dir", str(tmp_path / "data"))
     assert refused.returncode == 1
-    assert f"record '{2**63}': id: must be an integer from 1 to {2**63 - 1}" in refused.stderr.decode()
+    assert f"record '{2**63}': id: must be an integer from 1 to {2**53 - 1}" in refused.stderr.decode()
     assert not (tmp_path / "data" / "profiles.json").exists()
     customers = {"a/b": {"id": "a/b", **NEW_CUSTOMER, "created_at": stamp, "updated_at": stamp}}
     (tmp_path / "c.json").write_text(json.dumps(customers))
