@@ -162,7 +162,8 @@ def _free_port() -> int:
 def start_server(service: str, data_dir: Path, fixtures: Path | None = None, timeout: float = 30) -> MockServer:
     """A new server of ``service`` on a free loopback port, once its ``/health`` answers 200."""
     port = _free_port()
-    command = [sys.executable, "-m", "cms_mock", "serve", service, "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
+    # -P: the consumer's working directory is not on the path, so nothing there named cms_mock runs
+    command = [sys.executable, "-P", "-m", "cms_mock", "serve", service, "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
     command += ["--log-level", "warning", *(["--fixtures", str(fixtures)] if fixtures else [])]
     log = data_dir.parent / f"{service}-mock.log"
     env = {name: value for name, value in os.environ.items() if name not in _SETTINGS}
