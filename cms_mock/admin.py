@@ -74,14 +74,7 @@ async def reset_records(keep: str | None = None) -> Response:
 
 
 async def get_records() -> Response:
-    listed = await current().store.list()
-    parts = [b"{"]
-    async for batch in listed.batches():
-        for body in batch:
-            key = orjson.loads(body)["id"]
-            parts.append((b"," if len(parts) > 1 else b"") + orjson.dumps(str(key)) + b":" + body)
-    parts.append(b"}")
-    return json_response(b"".join(parts))
+    return json_response(await current().store.keyed())
 
 
 async def put_records(body: dict[str, Any] | list[dict[str, Any]]) -> Response:

@@ -15,6 +15,8 @@ import functools
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, Protocol
 
+import orjson
+
 
 @dataclasses.dataclass(frozen=True)
 class Snapshot:
@@ -57,6 +59,16 @@ class Streamed:
 Records = Listing | Streamed
 
 
+def keyed_object(listing: Listing) -> bytes:
+    """A ``Listing`` (one moment's records) as the data file's object: ``{"<id>": record, ...}``."""
+    parts = [b"{"]
+    for body in listing:
+        key = orjson.loads(body)["id"]
+        parts.append((b"," if len(parts) > 1 else b"") + orjson.dumps(str(key)) + b":" + body)
+    parts.append(b"}")
+    return b"".join(parts)
+
+
 class RecordStore(Protocol):
     """Records keyed by id (a string: the data file's member name, whatever the id's JSON type).
 
@@ -77,6 +89,10 @@ class RecordStore(Protocol):
         """Every record, in creation order."""
 
     async def get(self, key: str) -> bytes: ...
+
+    async def keyed(self) -> bytes:
+        """Every record as one JSON object keyed by id, in creation order, as of one moment
+        (the data file's object, ``GET /__admin/records``)."""
 
     async def count(self) -> int: ...
 

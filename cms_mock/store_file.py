@@ -33,7 +33,7 @@ from cms_mock import datafile, metrics
 from cms_mock.datafile import Entry, Signature, encode
 from cms_mock.errors import NOTHING_CHANGED, ApiError, CorruptDataFile, SnapshotNotFound, StoreRefused, StoreUnavailable
 from cms_mock.records import RecordRules
-from cms_mock.store import Listing, Snapshot
+from cms_mock.store import Listing, Snapshot, keyed_object
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +166,9 @@ class FileStore:
         if self._list_cache is None:
             self._list_cache = Listing(entry[0] for entry in self._records.values())
         return self._list_cache
+
+    async def keyed(self) -> bytes:
+        return keyed_object(await self.list())
 
     async def get(self, key: str) -> bytes:
         self._refresh()

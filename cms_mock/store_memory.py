@@ -14,7 +14,7 @@ import orjson
 
 from cms_mock.errors import NOTHING_CHANGED, SnapshotNotFound, StoreUnavailable
 from cms_mock.records import RecordRules, dump, timestamp
-from cms_mock.store import Listing, Snapshot
+from cms_mock.store import Listing, Snapshot, keyed_object
 
 
 class MemoryStore:
@@ -39,6 +39,9 @@ class MemoryStore:
         if self._listing is None:
             self._listing = Listing(self._records.values())
         return self._listing
+
+    async def keyed(self) -> bytes:
+        return keyed_object(await self.list())
 
     async def get(self, key: str) -> bytes:
         try:

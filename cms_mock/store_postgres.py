@@ -234,6 +234,12 @@ class PostgresStore:
             raise self._rules.not_found(key)
         return body
 
+    async def keyed(self) -> bytes:
+        """One statement, so one moment (the list's batches are each their own)."""
+        async with self.connection() as connection:
+            body: bytes = await connection.fetchval(f"SELECT coalesce(json_object_agg(id, body ORDER BY seq), '{{}}') FROM {self._table}")
+        return body
+
     async def count(self) -> int:
         async with self.connection() as connection:
             total: int = await connection.fetchval(f"SELECT count(*) FROM {self._table}")

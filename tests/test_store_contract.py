@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from cms_mock import samples
@@ -212,6 +213,9 @@ def test_a_long_list_is_every_record_once_in_creation_order(store_of):
             listed = await store.list()
             assert [r["id"] for r in await records(store)] == list(range(2500, 0, -1))
             assert isinstance(listed, Listing) == (not isinstance(store, PostgresStore))
+            keyed = orjson.loads(await store.keyed())  # one statement on PostgreSQL, not batches
+            assert list(keyed) == [str(n) for n in range(2500, 0, -1)]
+            assert list(keyed.values()) == await records(store)
 
     run(scenario())
 
