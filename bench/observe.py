@@ -35,7 +35,6 @@ from bench import postgres
 from bench.dataset import write_customers
 from bench.load import run_wrk
 from bench.run import RESULTS, Server, cpu_seconds, cpu_used, free_port, process_tree, rss_sum_mib
-from tests.postgres import Cluster, server_binaries
 
 SIZE = 10_000
 MODES = {"on": [], "off": ["--journal-size", "0", "--no-metrics"], "bare": ["--no-admin", "--no-metrics"]}
@@ -126,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="alternating on/off rounds (default 3)")
     parser.add_argument("--seconds", type=float, default=5, help="seconds per wrk run (default 5)")
     parser.add_argument("--requests", type=int, default=100_000, help="1 MiB requests for the memory bound (default 100,000)")
+    parser.add_argument("--keep-overhead", action="store_true", help="measure memory only; keep the overhead of the last run's observe.json")
     args = parser.parse_args(argv)
     report: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -135,17 +135,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-observe-") as tmp:
         data_dir = Path(tmp, "data")
         write_customers(data_dir, SIZE)
-        backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+        backends = [] if args.keep_overhead else [b.strip() for b in args.backends.split(",") if b.strip()]
+        if args.keep_overhead:
+            report["overhead"] = json.loads((RESULTS / "observe.json").read_text())["overhead"]
         if "file" in backends:
             print("file store:", flush=True)
             report["overhead"]["file"] = overhead(["--data-dir", str(data_dir)], args.rounds, args.seconds)
         if "postgres" in backends:
-            bindir = server_binaries()
-            if bindir is None:
-                raise SystemExit("PostgreSQL's server is not installed (apt-get install postgresql), or pass --backends file")
-            cluster = Cluster(bindir, free_port(), durable=True)
-            cluster.init()
-            cluster.start()
+            cluster = postgres.throwaway_cluster(free_port(), "--backends file")
             try:
                 url = postgres.fresh_database(cluster.url(), "cms_bench_observe")
                 postgres.seed(url, SIZE)
@@ -174,7 +171,7 @@ def markdown(report: dict[str, Any]) -> str:
     for backend, f in report["overhead"].items():
         verdict = "pass" if f["pass"] else "FAIL"
         cells = [f"{f[f'median_{m}']:,.0f}/s, {f[f'cpu_{m}']:.0f} µs" for m in MODES]
-        lines.append(f"| {backend} | {' | '.join(cells)} | +{f['overhead']:.1%} ({verdict}) | +{f['overhead_all']:.1%} | -{f['overhead_rps']:.1%} |")
+        lines.append(f"| {backend} | {' | '.join(cells)} | {f['overhead']:+.1%} ({verdict}) | {f['overhead_all']:+.1%} | {-f['overhead_rps']:+.1%} |")
     m = report["memory"]
     lines += [
         "",

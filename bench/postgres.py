@@ -19,12 +19,25 @@ from bench.dataset import customer, customer_id
 from cms_mock.records import dump
 from cms_mock.services import SERVICES
 from cms_mock.store_postgres import PostgresStore
+from tests.postgres import Cluster, server_binaries
 
 SERVICE = SERVICES["cms"]
 TABLE = SERVICE.table
 SEEDED_PREFIX = customer_id(0)[:24]
 """Every seeded id starts so; ids the service makes (uuid4) practically never do."""
 REPORTED_SETTINGS = ("server_version", "fsync", "synchronous_commit", "full_page_writes", "wal_level", "shared_buffers", "max_wal_size", "max_connections")
+
+
+def throwaway_cluster(port: int, otherwise: str) -> Cluster:
+    """A durable PostgreSQL server of our own in a temporary directory, started; ``otherwise``
+    says what to pass instead when the server is not installed."""
+    bindir = server_binaries()
+    if bindir is None:
+        raise SystemExit(f"PostgreSQL's server is not installed (apt-get install postgresql), or pass {otherwise}")
+    cluster = Cluster(bindir, port, durable=True)
+    cluster.init()
+    cluster.start()
+    return cluster
 
 
 def with_database(url: str, database: str) -> str:

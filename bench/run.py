@@ -43,7 +43,6 @@ from bench import postgres
 from bench.dataset import customer_id, write_customers
 from bench.load import run_wrk
 from bench.report import markdown, targets
-from tests.postgres import Cluster, server_binaries
 
 RESULTS = Path(__file__).with_name("results")
 BACKENDS = ("file", "postgres")
@@ -443,12 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     cluster = None
     server_url = args.postgres_url
     if "postgres" in backends and server_url is None:
-        bindir = server_binaries()
-        if bindir is None:
-            raise SystemExit("PostgreSQL's server is not installed (apt-get install postgresql), or pass --postgres-url, or --backends file")
-        cluster = Cluster(bindir, free_port(), durable=True)
-        cluster.init()
-        cluster.start()
+        cluster = postgres.throwaway_cluster(free_port(), "--postgres-url, or --backends file")
         server_url = cluster.url()
     options = Options(args.seconds, args.list_requests, args.startups, cluster.postmaster_pid() if cluster else None)
     try:
