@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from cms_mock.runtime import current, json_array_response, json_response
+from cms_mock.runtime import created_response, current, json_array_response, json_response
 
 
 async def list_customers() -> Response:
@@ -15,7 +15,7 @@ async def list_customers() -> Response:
 
 async def create_customer(body: dict[str, Any]) -> Response:
     runtime = current()
-    return json_response(await runtime.store.create(runtime.pick("CustomerCreate", body)), 201)
+    return created_response(await runtime.store.create(runtime.pick("CustomerCreate", body)), "/api/customers")
 
 
 async def get_customer(customer_id: str) -> Response:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import orjson
 from connexion import request
 from starlette.responses import Response, StreamingResponse
 
@@ -95,6 +97,13 @@ def current() -> Runtime:
 
 _STREAM_OVER = 1024 * 1024
 _SLICE = 128 * 1024
+
+
+def created_response(body: bytes, collection: str) -> Response:
+    """A 201 with the new record, and ``Location``: its path under ``collection`` (RFC 9110
+    allows a relative reference; the path is the one declared, not an alias)."""
+    key = urllib.parse.quote(str(orjson.loads(body)["id"]), safe="")
+    return json_response(body, 201, {"Location": f"{collection}/{key}"})
 
 
 def json_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:

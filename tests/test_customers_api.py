@@ -40,6 +40,8 @@ def test_create_returns_the_record_with_server_made_fields(client):
     assert TIMESTAMP.match(customer["created_at"])
     assert customer["created_at"] == customer["updated_at"]
     assert {k: customer[k] for k in NEW_CUSTOMER} == NEW_CUSTOMER
+    assert response.headers["location"] == f"/api/customers/{customer['id']}"  # the declared path, not the alias posted to
+    assert client.get(response.headers["location"]).json() == customer
 
 
 def test_create_defaults_status_to_active(client):

@@ -121,6 +121,7 @@ def test_create_gets_the_next_integer_id(profile_client):
     profile = response.json()
     assert profile["id"] == 4
     assert {k: profile[k] for k in NEW_PROFILE} == NEW_PROFILE
+    assert response.headers["location"] == "/customers/4"
     assert profile_client.get("/customers/4").json() == profile
 
 
