@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from cms_mock.runtime import created_response, current, json_array_response, json_response
+from cms_mock.runtime import changed_response, created_response, current, json_array_response, precondition, record_response
 
 
 async def list_customers() -> Response:
@@ -19,14 +19,14 @@ async def create_customer(body: dict[str, Any]) -> Response:
 
 
 async def get_customer(customer_id: str) -> Response:
-    return json_response(await current().store.get(customer_id))
+    return record_response(await current().store.get(customer_id))
 
 
 async def update_customer(customer_id: str, body: dict[str, Any]) -> Response:
     runtime = current()
-    return json_response(await runtime.store.update(customer_id, runtime.pick("CustomerUpdate", body)))
+    return changed_response(await runtime.store.update(customer_id, runtime.pick("CustomerUpdate", body), precondition()))
 
 
 async def delete_customer(customer_id: str) -> Response:
-    await current().store.delete(customer_id)
+    await current().store.delete(customer_id, precondition())
     return Response(status_code=204)

@@ -98,6 +98,12 @@ class BodyTooLarge(ApiError):
         super().__init__(f"Request body is larger than {limit} bytes")
 
 
+class PreconditionFailed(ApiError):
+    """``If-Match`` names a version the record no longer is (or there is no record)."""
+
+    status = 412
+
+
 class InvalidParameter(ApiError):
     """A path parameter does not have the type its route declares."""
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from cms_mock.runtime import created_response, current, json_array_response, json_response
+from cms_mock.runtime import changed_response, created_response, current, json_array_response, precondition, record_response
 
 
 async def list_profiles() -> Response:
@@ -19,14 +19,14 @@ async def create_profile(body: dict[str, Any]) -> Response:
 
 
 async def get_profile(customer_id: int) -> Response:
-    return json_response(await current().store.get(str(customer_id)))
+    return record_response(await current().store.get(str(customer_id)))
 
 
 async def update_profile(customer_id: int, body: dict[str, Any]) -> Response:
     runtime = current()
-    return json_response(await runtime.store.update(str(customer_id), runtime.pick("ProfilePatch", body)))
+    return changed_response(await runtime.store.update(str(customer_id), runtime.pick("ProfilePatch", body), precondition()))
 
 
 async def delete_profile(customer_id: int) -> Response:
-    await current().store.delete(str(customer_id))
+    await current().store.delete(str(customer_id), precondition())
     return Response(status_code=204)

@@ -12,11 +12,12 @@ import orjson
 from connexion import request
 from starlette.responses import Response, StreamingResponse
 
+from cms_mock.conditions import etag, if_match, not_modified
 from cms_mock.errors import StoreUnavailable
 from cms_mock.faults import Faults
 from cms_mock.records import RecordRules
 from cms_mock.state import ServiceState
-from cms_mock.store import Listing, Records, RecordStore
+from cms_mock.store import Check, Listing, Records, RecordStore
 
 logger = logging.getLogger(__name__)
 
@@ -100,10 +101,28 @@ _SLICE = 128 * 1024
 
 
 def created_response(body: bytes, collection: str) -> Response:
-    """A 201 with the new record, and ``Location``: its path under ``collection`` (RFC 9110
-    allows a relative reference; the path is the one declared, not an alias)."""
+    """A 201 with the new record, its ``ETag``, and ``Location``: its path under ``collection``
+    (RFC 9110 allows a relative reference; the path is the one declared, not an alias)."""
     key = urllib.parse.quote(str(orjson.loads(body)["id"]), safe="")
-    return json_response(body, 201, {"Location": f"{collection}/{key}"})
+    return json_response(body, 201, {"Location": f"{collection}/{key}", "ETag": etag(body)})
+
+
+def record_response(body: bytes) -> Response:
+    """One record with its ``ETag``; a 304 with only the tag when ``If-None-Match`` names it."""
+    tag = etag(body)
+    if not_modified(body, request.headers.get("if-none-match")):
+        return Response(status_code=304, headers={"ETag": tag})
+    return json_response(body, headers={"ETag": tag})
+
+
+def changed_response(body: bytes) -> Response:
+    """A changed record with its new ``ETag``."""
+    return json_response(body, headers={"ETag": etag(body)})
+
+
+def precondition() -> Check | None:
+    """The request's ``If-Match``, as the store's check."""
+    return if_match(request.headers.get("if-match"))
 
 
 def json_response(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import functools
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, Protocol
 
 import orjson
@@ -58,6 +58,9 @@ class Streamed:
 
 Records = Listing | Streamed
 
+Check = Callable[[bytes | None], None]
+"""A condition on a record's current JSON (None: there is none) that raises when it fails."""
+
 
 def keyed_object(listing: Listing) -> bytes:
     """A ``Listing`` (one moment's records) as the data file's object: ``{"<id>": record, ...}``."""
@@ -99,9 +102,11 @@ class RecordStore(Protocol):
     async def create(self, fields: dict[str, Any]) -> bytes:
         """A new record from declared ``fields``, with an id and timestamps the store makes."""
 
-    async def update(self, key: str, changes: dict[str, Any]) -> bytes: ...
+    async def update(self, key: str, changes: dict[str, Any], check: Check | None = None) -> bytes:
+        """``check`` is given the record's current JSON (None: no record) in the same atomic
+        step as the change, and raises to refuse it (``If-Match``)."""
 
-    async def delete(self, key: str) -> None: ...
+    async def delete(self, key: str, check: Check | None = None) -> None: ...
 
     async def replace_all(self, records: Iterable[dict[str, Any]]) -> None:
         """Every record at once, in one durable change: as given, and an id or timestamp left

@@ -33,7 +33,7 @@ from cms_mock import datafile, metrics
 from cms_mock.datafile import Entry, Signature, encode
 from cms_mock.errors import NOTHING_CHANGED, ApiError, CorruptDataFile, SnapshotNotFound, StoreRefused, StoreUnavailable
 from cms_mock.records import RecordRules
-from cms_mock.store import Listing, Snapshot, keyed_object
+from cms_mock.store import Check, Listing, Snapshot, keyed_object
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,11 @@ class _Batch:
         self.next_int = next_int
         self.rules = rules
         self.replaced = False  # every record replaced: a change even when the new set is empty
+
+    def current(self, key: str) -> bytes | None:
+        """The record's JSON as served now, or None."""
+        entry = self.changes[key] if key in self.changes else self.committed.get(key)
+        return None if entry is None else entry[0]
 
     def get(self, key: str) -> dict[str, Any]:
         entry = self.changes[key] if key in self.changes else self.committed.get(key)
@@ -224,11 +229,21 @@ class FileStore:
 
         return await self._submit(change)
 
-    async def update(self, key: str, changes: dict[str, Any]) -> bytes:
-        return await self._submit(lambda batch: batch.put(self._rules.update(batch.get(key), changes)))
+    async def update(self, key: str, changes: dict[str, Any], check: Check | None = None) -> bytes:
+        def change(batch: _Batch) -> bytes:
+            if check is not None:
+                check(batch.current(key))
+            return batch.put(self._rules.update(batch.get(key), changes))
 
-    async def delete(self, key: str) -> None:
-        await self._submit(lambda batch: batch.delete(key))
+        return await self._submit(change)
+
+    async def delete(self, key: str, check: Check | None = None) -> None:
+        def change(batch: _Batch) -> None:
+            if check is not None:
+                check(batch.current(key))
+            batch.delete(key)
+
+        await self._submit(change)
 
     async def replace_all(self, records: Iterable[dict[str, Any]]) -> None:
         await self._submit(lambda batch: batch.replace_all(records))

@@ -14,7 +14,7 @@ import orjson
 
 from cms_mock.errors import NOTHING_CHANGED, SnapshotNotFound, StoreUnavailable
 from cms_mock.records import RecordRules, dump, timestamp
-from cms_mock.store import Listing, Snapshot, keyed_object
+from cms_mock.store import Check, Listing, Snapshot, keyed_object
 
 
 class MemoryStore:
@@ -59,12 +59,16 @@ class MemoryStore:
             self._next_int += 1
         return self._put(record)
 
-    async def update(self, key: str, changes: dict[str, Any]) -> bytes:
+    async def update(self, key: str, changes: dict[str, Any], check: Check | None = None) -> bytes:
         self._writable()
+        if check is not None:
+            check(self._records.get(key))
         return self._put(self._rules.update(orjson.loads(await self.get(key)), changes))
 
-    async def delete(self, key: str) -> None:
+    async def delete(self, key: str, check: Check | None = None) -> None:
         self._writable()
+        if check is not None:
+            check(self._records.get(key))
         await self.get(key)
         del self._records[key]
         self._listing = None

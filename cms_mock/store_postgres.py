@@ -26,7 +26,7 @@ import orjson
 
 from cms_mock.errors import MAYBE_CHANGED, NOTHING_CHANGED, SnapshotNotFound, StoreRefused, StoreUnavailable
 from cms_mock.records import RecordRules, dump, timestamp
-from cms_mock.store import Listing, Records, Snapshot, Streamed
+from cms_mock.store import Check, Listing, Records, Snapshot, Streamed
 
 logger = logging.getLogger(__name__)
 
@@ -272,14 +272,17 @@ class PostgresStore:
             )
             return made
 
-    async def update(self, key: str, changes: dict[str, Any]) -> bytes:
+    async def update(self, key: str, changes: dict[str, Any], check: Check | None = None) -> bytes:
         """Read, change, and write only if the record is still what was read (compare and set):
         two statements and no transaction to hold open; a concurrent change makes it read again,
-        so no update is lost and ``updated_at`` still only moves forward."""
-        self._storable(key)
+        so no update is lost and ``updated_at`` still only moves forward. ``check`` judges what
+        was read: the record it passed is the one changed."""
+        self._storable(key, check)
         async with self.connection(change=True) as connection:
             while True:
                 current: bytes | None = await connection.fetchval(f"SELECT body FROM {self._table} WHERE id = $1", key)
+                if check is not None:
+                    check(current)
                 if current is None:
                     raise self._rules.not_found(key)
                 body = dump(self._rules.update(orjson.loads(current), changes))
@@ -287,10 +290,20 @@ class PostgresStore:
                 if status == "UPDATE 1":
                     return body
 
-    async def delete(self, key: str) -> None:
-        self._storable(key)
+    async def delete(self, key: str, check: Check | None = None) -> None:
+        self._storable(key, check)
         async with self.connection(change=True) as connection:
-            status = await connection.execute(f"DELETE FROM {self._table} WHERE id = $1", key)
+            if check is None:
+                status = await connection.execute(f"DELETE FROM {self._table} WHERE id = $1", key)
+            else:
+                while True:  # delete what the check passed, or read again
+                    current: bytes | None = await connection.fetchval(f"SELECT body FROM {self._table} WHERE id = $1", key)
+                    check(current)
+                    if current is None:
+                        raise self._rules.not_found(key)
+                    status = await connection.execute(f"DELETE FROM {self._table} WHERE id = $1 AND body::text = $2", key, current.decode())
+                    if status == "DELETE 1":
+                        break
         if status == "DELETE 0":
             raise self._rules.not_found(key)
 
@@ -365,10 +378,13 @@ class PostgresStore:
         if status == "DELETE 0":
             raise SnapshotNotFound(name)
 
-    def _storable(self, key: str) -> None:
+    def _storable(self, key: str, check: Check | None = None) -> None:
         """PostgreSQL's text holds no NUL character, so no record has an id with one: a 404,
-        as the spec says of any id no record has, not the database's refusal."""
+        as the spec says of any id no record has, not the database's refusal (or what a
+        ``check`` says of no record)."""
         if "\x00" in key:
+            if check is not None:
+                check(None)
             raise self._rules.not_found(key)
 
     # -- connections -----------------------------------------------------------------------

@@ -120,11 +120,17 @@ def test_a_journal_read_across_another_workers_new_file_misses_nothing(tmp_path)
                 with httpx.Client(base_url=server.url, timeout=30) as reader:
                     while len(answered) < 250:
                         time.sleep(0.05)
+                    checked = 0
                     for _ in range(100):
-                        last = answered[-1]
+                        last, answered_before = answered[-1], len(answered)
                         paths = [e["path"] for e in reader.get("/__admin/requests", params={"operationId": "getCustomer"}).json()["requests"]]
                         assert len(paths) == len(set(paths)) == 100
-                        assert last in paths
+                        # At most this many requests can have arrived after `last` (those answered
+                        # during the read, and 7 in flight): fewer than 100, it is among the newest.
+                        if len(answered) - answered_before + 7 < 100:
+                            assert last in paths
+                            checked += 1
+                    assert checked >= 20  # the machine was not so slow that nothing was checked
             finally:
                 stop.set()
                 for sender in senders:
