@@ -20,6 +20,7 @@ from cms_mock import coverage, state
 from cms_mock.errors import ApiError, FieldError, InvalidBody
 from cms_mock.records import MADE, RecordRules
 from cms_mock.runtime import current, json_response
+from cms_mock.service import prefers_html
 from cms_mock.services import Service
 from cms_mock.validation import MAX_PROBLEMS
 
@@ -153,15 +154,9 @@ async def clear_requests() -> Response:
 async def get_coverage() -> Response:
     runtime = current()
     report = coverage.report(runtime.spec, await runtime.state.counts())
-    if _prefers_html(request.headers.get("accept", "")):
+    if prefers_html(request.headers.get("accept", "")):
         return HTMLResponse(coverage.page(runtime.title, report))
     return json_response(orjson.dumps(report))
-
-
-def _prefers_html(accept: str) -> bool:
-    """``text/html`` asked for before any JSON type (a browser's ``Accept``), not just allowed."""
-    types = [part.split(";")[0].strip().lower() for part in accept.split(",")]
-    return "text/html" in types and ("application/json" not in types or types.index("text/html") < types.index("application/json"))
 
 
 async def list_faults() -> Response:

@@ -11,9 +11,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from cms_mock.spec_routes import METHODS
 from cms_mock.state import Counts
-
-_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
 
 def report(spec: dict[str, Any], counts: Counts) -> dict[str, Any]:
@@ -21,7 +20,7 @@ def report(spec: dict[str, Any], counts: Counts) -> dict[str, Any]:
     operations = []
     declared: set[tuple[str, int]] = set()
     for path, item in spec["paths"].items():
-        for method in _METHODS:
+        for method in METHODS:
             operation = item.get(method)
             if operation is None:
                 continue

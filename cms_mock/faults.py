@@ -67,14 +67,14 @@ class Faults:
         message = f"Injected fault: {status} {phrase} ({why})"
         declared_headers = self.declared[operation][status].get("headers", {})
         headers = {**{name: _HEADER_VALUES[name] for name in declared_headers if name in _HEADER_VALUES}, **(headers or {})}
-        schema = self.declared[operation][status].get("content", {}).get("application/json", {})
-        if status != 422 and not schema.get("schema", {}).get("$ref", "").endswith("/ErrorMessage"):
-            return InjectedError({**schema["example"], "reason": message}, status=status, headers=headers)
         if status == 422:
-            error: ApiError = InvalidBody([FieldError(("body",), message, "value_error.injected")])
-            error.headers = headers
-            return error
-        return ApiError(message, status=status, headers=headers)
+            invalid = InvalidBody([FieldError(("body",), message, "value_error.injected")])
+            invalid.headers = headers
+            return invalid
+        content = self.declared[operation][status].get("content", {}).get("application/json", {})
+        if content.get("schema", {}).get("$ref", "").endswith("/ErrorMessage"):
+            return ApiError(message, status=status, headers=headers)
+        return InjectedError({**content["example"], "reason": message}, status=status, headers=headers)
 
     def preferred(self, operation: str, prefer: str | None) -> ApiError | None:
         """``Prefer: code=NNN`` (Prism's convention): the error for NNN when ``operation``

@@ -21,13 +21,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cms_mock import metrics
 from cms_mock.errors import StoreUnavailable
 from cms_mock.gate import REACHED
+from cms_mock.spec_routes import METHODS
 from cms_mock.state import Entry, entry_id, now
 
 logger = logging.getLogger(__name__)
 
 BODY_LIMIT = 64 * 1024
 METRICS_PATH = "/metrics"
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_METHODS = frozenset(method.upper() for method in METHODS)
 
 
 class _Body:

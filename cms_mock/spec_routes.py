@@ -9,7 +9,8 @@ from typing import Any
 from cms_mock.errors import FieldError, InvalidBody, InvalidParameter
 from cms_mock.validation import ecma_regex
 
-_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+"""The HTTP methods a path item may declare an operation for."""
 _INTEGER = re.compile(r"[+-]?[0-9]{1,100}")
 _INT64 = (-(2**63), 2**63 - 1)
 
@@ -84,7 +85,7 @@ class SpecRoutes:
             parameters = [p for p in item.get("parameters", []) if p.get("in") == "path"]
             integers = {p["name"]: p["schema"] for p in parameters if p["schema"].get("type") == "integer"}
             patterns = {p["name"]: p["schema"]["pattern"] for p in parameters if p["schema"].get("type") == "string" and "pattern" in p["schema"]}
-            operations = {m.upper(): item[m] for m in _METHODS if m in item}
+            operations = {m.upper(): item[m] for m in METHODS if m in item}
             if "GET" in operations:
                 operations.setdefault("HEAD", operations["GET"])
             secured = frozenset(m for m, op in operations.items() if any(op.get("security", default_security)))

@@ -115,8 +115,9 @@ def pick(rules: list[tuple[dict[str, Any], int]]) -> dict[str, Any] | None:
 
 
 def matches(entry: Entry, matcher: dict[str, Any]) -> bool:
-    """Whether a journal entry is one ``matcher`` describes: every key given is equal (``path``
-    also without the query), and ``body`` is a subset of the request's JSON body."""
+    """Whether a journal entry is one ``matcher`` describes: every key given is equal (``method``
+    in any case; ``path`` never holds the query), and ``body`` is a subset of the request's JSON
+    body. Other keys (``limit``) are not the matcher's."""
     for key in ("method", "path", "operationId", "status"):
         if key in matcher:
             wanted = matcher[key]

@@ -143,16 +143,16 @@ class LocalState:
         self._replace(self._dir / "journal-cleared", now().encode())
 
     async def counts(self) -> Counts:
-        totals = self._sums("coverage-*.bin")
-        baseline = self._sums("coverage-baseline")
+        totals, baseline = self._sums("coverage-*.bin"), self._sums("coverage-baseline")
         width = len(_STATUSES)
         return {
-            (self._names[slot // width], _STATUSES.start + slot % width): count - (baseline[slot] if slot < len(baseline) else 0)
-            for slot, count in enumerate(totals)
-            if count - (baseline[slot] if slot < len(baseline) else 0) > 0
+            (self._names[slot // width], _STATUSES.start + slot % width): total - since
+            for slot, (total, since) in enumerate(zip(totals, baseline, strict=True))
+            if total > since
         }
 
     def _sums(self, pattern: str) -> array.array[int]:
+        """The counters of every file matching ``pattern``, added up slot by slot."""
         totals = array.array("q", bytes(len(self._names) * len(_STATUSES) * 8))
         for path in self._dir.glob(pattern):
             counts = array.array("q", self._read(path) or b"")
@@ -226,7 +226,7 @@ class LocalState:
     def _read(path: Path) -> bytes | None:
         try:
             return path.read_bytes()
-        except FileNotFoundError:  # a journal file rotated away while listed
+        except FileNotFoundError:  # not made yet, or a journal file rotated away while listed
             return None
 
     def _replace(self, path: Path, content: bytes) -> None:
