@@ -3,6 +3,7 @@ the JSON store here, rows for the PostgreSQL store in ``bench/postgres.py``."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,13 @@ def customer_id(index: int) -> str:
     return f"00000000-0000-4000-8000-{index:012d}"
 
 
+_EPOCH = dt.datetime(2026, 2, 1, 10)
+
+
 def customer(index: int) -> dict[str, Any]:
-    """The ``index``-th customer, with the timestamps in the seed's format."""
+    """The ``index``-th customer, with the timestamps in the seed's format, a second apart in
+    creation order (sorting by them means something)."""
+    stamp = (_EPOCH + dt.timedelta(seconds=index)).strftime("%Y-%m-%dT%H:%M:%S.%f")
     return {
         "id": customer_id(index),
         "name": f"Customer {index}",
@@ -24,8 +30,8 @@ def customer(index: int) -> dict[str, Any]:
         "address": f"{index} Benchmark Avenue, Springfield, IL 62701",
         "company": f"Company {index % 977}",
         "status": "active" if index % 5 else "inactive",
-        "created_at": "2026-02-01T10:00:00.000000",
-        "updated_at": "2026-02-01T10:00:00.000000",
+        "created_at": stamp,
+        "updated_at": stamp,
     }
 
 

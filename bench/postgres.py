@@ -91,15 +91,15 @@ def _rows(count: int) -> Iterator[tuple[str, bytes]]:
 def seed(url: str, count: int) -> dict[str, Any]:
     """``count`` customers in the service's table, as the service itself would have stored them.
 
-    The schema is the service's own: a ``PostgresStore`` is opened once (which creates it, marks
-    the table initialised and adds the samples), the samples are deleted, and the customers are
+    The schema is the service's own: a ``PostgresStore`` is opened once (which creates it and
+    the list's indexes, marks the table initialised and adds the samples), the samples are deleted, and the customers are
     loaded with one COPY. Then ``VACUUM (ANALYZE)`` (statistics, hint bits, visibility map) and a
     ``CHECKPOINT``, so the load's dirty pages are not written during the measurements.
     """
 
     async def load() -> dict[str, Any]:
         started = time.perf_counter()
-        store = PostgresStore(url, TABLE, SERVICE.rules)
+        store = PostgresStore(url, TABLE, SERVICE.rules, indexed=SERVICE.collection(SERVICE.load_spec()).indexed)
         await store.open()
         await store.close()
         connection = await asyncpg.connect(url)

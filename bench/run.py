@@ -42,6 +42,7 @@ import httpx
 from bench import postgres
 from bench.dataset import customer_id, write_customers
 from bench.load import run_wrk
+from bench.queries import measure_queries
 from bench.report import markdown, targets
 
 RESULTS = Path(__file__).with_name("results")
@@ -328,6 +329,15 @@ def run_operations(
         f"RSS {listing['rss_before_mib']:.0f} -> {listing['peak_rss_sum_mib']:.0f} MiB; health {row['health_ms']:.1f} ms; start-up {row['startup_s']:.2f} s",
         flush=True,
     )
+    rss_before = rss_sum_mib(process_tree(server.process.pid))
+    row["queries"] = measure_queries(server.port, size)
+    row["queries_rss_mib"] = [rss_before, rss_sum_mib(process_tree(server.process.pid))]
+    for label, figures in row["queries"].items():
+        print(
+            f"  {backend:<8} N={size:>7} workers={workers} {label:<28} p50 {figures['rest_p50_ms']:6.1f} ms p95 {figures['rest_p95_ms']:6.1f} ms; "
+            f"after a write p50 {figures['after_write_p50_ms']:6.1f} ms",
+            flush=True,
+        )
     with tempfile.TemporaryDirectory(prefix="bench-ids-") as tmp:
         for label, operation, connections, done_status in operations:
             ids_file = None

@@ -3,7 +3,8 @@ reads (304), ``If-Match`` on changes (412), the check made by the store in the s
 as the change it guards, so of two clients updating with the same tag, one wins.
 
 The tag is a hash of the record's JSON exactly as served: it changes whenever the record does
-(``updated_at`` moves on every change), and every backend computes it from the same bytes.
+(``updated_at`` moves on every change), and every backend computes it from the same bytes. A
+list's tag is the hash of its body likewise (see ``list_etag``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import hashlib
 
 from cms_mock.errors import PreconditionFailed
-from cms_mock.store import Check
+from cms_mock.store import Check, Listing
 
 
 def etag(body: bytes) -> str:
@@ -22,12 +23,18 @@ def _tags(header: str) -> list[str]:
     return [tag.strip() for tag in header.split(",") if tag.strip()]
 
 
-def not_modified(body: bytes, if_none_match: str | None) -> bool:
+def list_etag(listing: Listing, total: int | None) -> str:
+    """A list's tag: the hash of its body (as a record's), and for a page also its ``X-Total-Count``,
+    which can change while the page does not."""
+    return f'"{listing.digest}"' if total is None else f'"{listing.digest}-{total}"'
+
+
+def not_modified(tag: str, if_none_match: str | None) -> bool:
     """Whether ``If-None-Match`` names this version (weak comparison: ``W/`` is ignored) or ``*``."""
     if if_none_match is None:
         return False
     tags = [tag.removeprefix("W/") for tag in _tags(if_none_match)]
-    return "*" in tags or etag(body) in tags
+    return "*" in tags or tag in tags
 
 
 def if_match(header: str | None) -> Check | None:

@@ -6,11 +6,18 @@ from typing import Any
 
 from starlette.responses import Response
 
-from cms_mock.runtime import changed_response, created_response, current, json_array_response, precondition, record_response
+from cms_mock.runtime import changed_response, created_response, current, list_response, precondition, record_response
 
 
-async def list_profiles() -> Response:
-    return json_array_response(await current().store.list())
+async def list_profiles(
+    email: str | None = None,
+    last_name: str | None = None,
+    q: str | None = None,
+    sort: str | None = None,
+    limit: int | None = None,
+    offset: int | None = None,
+) -> Response:
+    return await list_response(email=email, last_name=last_name, q=q, sort=sort, limit=limit, offset=offset)
 
 
 async def create_profile(body: dict[str, Any]) -> Response:

@@ -12,7 +12,8 @@ import orjson
 from connexion import request
 from starlette.responses import Response, StreamingResponse
 
-from cms_mock.conditions import etag, if_match, not_modified
+from cms_mock.collection import Collection, page_headers
+from cms_mock.conditions import etag, if_match, list_etag, not_modified
 from cms_mock.errors import StoreUnavailable
 from cms_mock.faults import Faults
 from cms_mock.records import RecordRules
@@ -35,6 +36,8 @@ class Runtime:
     """The journal, coverage counts and fault rules."""
     faults: Faults
     """The error statuses each operation declares, and the answers injected for them."""
+    collection: Collection
+    """What the list operation's query parameters mean."""
 
     @property
     def title(self) -> str:
@@ -56,7 +59,28 @@ class Runtime:
         return {name: body[name] if name in body else defaults[name] for name in schema["properties"] if name in body or name in defaults}
 
 
-def json_array_response(records: Records) -> Response:
+async def list_response(**params: Any) -> Response:
+    """The list, or with query parameters the page they select with its ``X-Total-Count`` and
+    ``Link``; an ``ETag`` whenever the answer is one moment's records (``list_etag``), and a 304
+    when ``If-None-Match`` names it."""
+    runtime = current()
+    query = runtime.collection.query(params)
+    headers: dict[str, str] = {}
+    total: int | None = None
+    if query is None:
+        records = await runtime.store.list()
+    else:
+        page = await runtime.store.find(query)
+        records, total = page.records, page.total
+        headers = page_headers(page, query, urllib.parse.quote(request.url.path), request.url.query)
+    if isinstance(records, Listing):
+        tag = headers["ETag"] = list_etag(records, total)
+        if not_modified(tag, request.headers.get("if-none-match")):
+            return Response(status_code=304, headers={"ETag": tag})
+    return json_array_response(records, headers)
+
+
+def json_array_response(records: Records, headers: dict[str, str] | None = None) -> Response:
     """A JSON array of items already serialised; over 1 MiB or of unknown size, streamed in
     slices built as they go.
 
@@ -67,7 +91,7 @@ def json_array_response(records: Records) -> Response:
     slice at a time.
     """
     if isinstance(records, Listing) and records.size <= _STREAM_OVER:
-        return Response(content=records.body, media_type="application/json")
+        return Response(content=records.body, media_type="application/json", headers=headers)
 
     async def slices() -> AsyncIterator[bytes]:
         pending, length, first = [b"["], 1, True
@@ -88,8 +112,8 @@ def json_array_response(records: Records) -> Response:
         pending.append(b"]")
         yield b"".join(pending)
 
-    known = {"Content-Length": str(records.size)} if isinstance(records, Listing) else None  # else chunked
-    return StreamingResponse(slices(), media_type="application/json", headers=known)
+    known = {"Content-Length": str(records.size)} if isinstance(records, Listing) else {}  # else chunked
+    return StreamingResponse(slices(), media_type="application/json", headers={**(headers or {}), **known})
 
 
 def current() -> Runtime:
@@ -110,7 +134,7 @@ def created_response(body: bytes, collection: str) -> Response:
 def record_response(body: bytes) -> Response:
     """One record with its ``ETag``; a 304 with only the tag when ``If-None-Match`` names it."""
     tag = etag(body)
-    if not_modified(body, request.headers.get("if-none-match")):
+    if not_modified(tag, request.headers.get("if-none-match")):
         return Response(status_code=304, headers={"ETag": tag})
     return json_response(body, headers={"ETag": tag})
 

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from cms_mock import samples
+from cms_mock.collection import Collection
 from cms_mock.error_responses import DetailDialect, Dialect, ErrorDialect
 from cms_mock.records import RecordRules
 from cms_mock.settings import SettingsError
@@ -46,6 +47,8 @@ class Service:
     validation_schema: str
     """The schema of the control plane's 422 body in this service's dialect: ``admin-openapi.yaml``'s
     ``FieldProblems`` (FastAPI's list, indices included) or the service's own ``ErrorMessage``."""
+    list_operation: str
+    """The operation that lists the records, with the query parameters ``collection.Collection`` reads."""
 
     @property
     def spec_path(self) -> Path:
@@ -54,6 +57,9 @@ class Service:
     def load_spec(self) -> dict[str, Any]:
         return load_spec(self.spec_file)
 
+    def collection(self, spec: dict[str, Any]) -> Collection:
+        return Collection.of(spec, self.list_operation, self.record_schema)
+
     @property
     def table(self) -> str:
         """The PostgreSQL store's table."""
@@ -61,9 +67,19 @@ class Service:
 
 
 SERVICES = {
-    "cms": Service("cms", "openapi.yaml", "customers.json", 3001, RecordRules("uuid4", samples.customers), DetailDialect(), "Customer", "FieldProblems"),
+    "cms": Service(
+        "cms", "openapi.yaml", "customers.json", 3001, RecordRules("uuid4", samples.customers), DetailDialect(), "Customer", "FieldProblems", "listCustomers"
+    ),
     "profile": Service(
-        "profile", "profile-openapi.yaml", "profiles.json", 8000, RecordRules("int", samples.profiles), ErrorDialect(), "Profile", "ErrorMessage"
+        "profile",
+        "profile-openapi.yaml",
+        "profiles.json",
+        8000,
+        RecordRules("int", samples.profiles),
+        ErrorDialect(),
+        "Profile",
+        "ErrorMessage",
+        "listProfiles",
     ),
 }
 

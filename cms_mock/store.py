@@ -12,6 +12,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import functools
+import hashlib
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, Protocol
 
@@ -42,6 +43,17 @@ class Listing(builtins.list[bytes]):
     def body(self) -> bytes:
         return b"[" + b",".join(self) + b"]"
 
+    @functools.cached_property
+    def digest(self) -> str:
+        """The MD5 of the array's body, hashed part by part: a large array is never joined."""
+        digest = hashlib.md5(b"[", usedforsecurity=False)
+        for index, part in enumerate(self):
+            if index:
+                digest.update(b",")
+            digest.update(part)
+        digest.update(b"]")
+        return digest.hexdigest()
+
     async def batches(self) -> AsyncIterator[builtins.list[bytes]]:
         yield self
 
@@ -57,6 +69,34 @@ class Streamed:
 
 
 Records = Listing | Streamed
+
+
+@dataclasses.dataclass(frozen=True)
+class Query:
+    """Which records a list answers, in which order, and which part of them (``collection.Collection``
+    makes one from a request's query parameters)."""
+
+    equal: tuple[tuple[str, Any], ...] = ()
+    """(field, value): records whose field is exactly the value."""
+    text: str | None = None
+    """Records where one of the ``search`` fields holds it, whatever the letter case."""
+    search: tuple[str, ...] = ()
+    sort: tuple[tuple[str, bool], ...] = ()
+    """(field, descending), the first deciding; ties keep creation order. A record without the
+    field (or with ``null``) sorts after every value: last ascending, first descending."""
+    numbers: frozenset[str] = frozenset()
+    """Fields whose values are numbers (compared as numbers, not as text)."""
+    limit: int | None = None
+    offset: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Page:
+    """The records a ``Query`` selects, and how many matched before ``offset`` and ``limit``."""
+
+    records: Records
+    total: int
+
 
 Check = Callable[[bytes | None], None]
 """A condition on a record's current JSON (None: there is none) that raises when it fails."""
@@ -90,6 +130,10 @@ class RecordStore(Protocol):
 
     async def list(self) -> Records:
         """Every record, in creation order."""
+
+    async def find(self, query: Query) -> Page:
+        """The records ``query`` selects, sorted, and the part of them it asks for, with the
+        number of matches counted in the same moment."""
 
     async def get(self, key: str) -> bytes: ...
 

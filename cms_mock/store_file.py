@@ -33,7 +33,8 @@ from cms_mock import datafile, metrics
 from cms_mock.datafile import Entry, Signature, encode
 from cms_mock.errors import NOTHING_CHANGED, ApiError, CorruptDataFile, SnapshotNotFound, StoreRefused, StoreUnavailable
 from cms_mock.records import RecordRules
-from cms_mock.store import Check, Listing, Snapshot, keyed_object
+from cms_mock.selection import Selector
+from cms_mock.store import Check, Listing, Page, Query, Snapshot, keyed_object
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ class FileStore:
         self._records: dict[str, Entry] = {}
         self._next_int = 1
         self._list_cache: Listing | None = None
+        self._selector = Selector()
         self._signature: Signature | None = None
         self._lock_fd: int | None = None
         self._queue: list[tuple[Callable[[_Batch], Any], asyncio.Future[Any]]] = []
@@ -171,6 +173,9 @@ class FileStore:
         if self._list_cache is None:
             self._list_cache = Listing(entry[0] for entry in self._records.values())
         return self._list_cache
+
+    async def find(self, query: Query) -> Page:
+        return self._selector.select(await self.list(), query)
 
     async def keyed(self) -> bytes:
         return keyed_object(await self.list())

@@ -14,7 +14,8 @@ import orjson
 
 from cms_mock.errors import NOTHING_CHANGED, SnapshotNotFound, StoreUnavailable
 from cms_mock.records import RecordRules, dump, timestamp
-from cms_mock.store import Check, Listing, Snapshot, keyed_object
+from cms_mock.selection import Selector
+from cms_mock.store import Check, Listing, Page, Query, Snapshot, keyed_object
 
 
 class MemoryStore:
@@ -25,6 +26,7 @@ class MemoryStore:
         self._records: dict[str, bytes] = {}
         self._next_int = 1
         self._listing: Listing | None = None
+        self._selector = Selector()
         self._snapshots: dict[str, tuple[Snapshot, dict[str, bytes]]] = {}
         self._closed = False
 
@@ -39,6 +41,9 @@ class MemoryStore:
         if self._listing is None:
             self._listing = Listing(self._records.values())
         return self._listing
+
+    async def find(self, query: Query) -> Page:
+        return self._selector.select(await self.list(), query)
 
     async def keyed(self) -> bytes:
         return keyed_object(await self.list())

@@ -26,7 +26,7 @@ import orjson
 
 from cms_mock.errors import MAYBE_CHANGED, NOTHING_CHANGED, SnapshotNotFound, StoreRefused, StoreUnavailable
 from cms_mock.records import RecordRules, dump, timestamp
-from cms_mock.store import Check, Listing, Records, Snapshot, Streamed
+from cms_mock.store import Check, Listing, Page, Query, Records, Snapshot, Streamed
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,9 @@ async def _raw_json(connection: asyncpg.Connection) -> None:
 class PostgresStore:
     """Records keyed by id in one table of a PostgreSQL database (a ``RecordStore``)."""
 
-    def __init__(self, url: str, table: str, rules: RecordRules, *, timeout: float = 5.0) -> None:
+    def __init__(self, url: str, table: str, rules: RecordRules, *, timeout: float = 5.0, indexed: Iterable[str] = ()) -> None:
+        """``indexed``: the fields a list is most often filtered or sorted by, each given an
+        index (with ``seq``, so ties come in creation order from the index itself)."""
         self._url = url
         self._name = table
         self._table = f'"{table}"'
@@ -113,6 +115,10 @@ class PostgresStore:
         self._starting: asyncio.Task[None] | None = None
         self._failed_at = -_RETRY_AFTER
         self._closed = False
+        self._indexed = tuple(indexed)
+        self._fold = ""
+        """The collation ``lower()`` folds search text with: ICU's root locale, where the server has
+        it (all of Unicode, as Python's ``str.lower``), else the database's own."""
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -178,6 +184,10 @@ class PostgresStore:
                     f"CREATE TABLE IF NOT EXISTS {self._table} (seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE, id text PRIMARY KEY, body json NOT NULL)"
                 )
                 await connection.execute(f"CREATE SEQUENCE IF NOT EXISTS {self._ids}")
+                for field in self._indexed:
+                    await connection.execute(f'CREATE INDEX IF NOT EXISTS "{self._name}_by_{field}" ON {self._table} ({_field(field, False)}, seq)')
+                if await connection.fetchval("SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu'"):
+                    self._fold = ' COLLATE "und-x-icu"'
                 if await connection.fetchval("INSERT INTO cms_mock_tables (name) VALUES ($1) ON CONFLICT DO NOTHING RETURNING 1", self._name):
                     await self._fill(connection, self._rules.samples())
                     logger.info("created table %s with the sample records", self._name)
@@ -225,6 +235,60 @@ class PostgresStore:
         async with self.connection() as connection:
             rows = await connection.fetch(f"SELECT seq, body FROM {self._table} WHERE seq > $1 ORDER BY seq LIMIT {_BATCH}", after)
         return [(row[0], row[1]) for row in rows]
+
+    async def find(self, query: Query) -> Page:
+        """The count and the page in one snapshot (a read-only, repeatable-read transaction).
+        Without a limit, the matches' ``seq`` in their order come first, in the same statement
+        as their count, and the records are read in batches as the answer is sent, as ``list``
+        does."""
+        where, arguments = self._where(query)
+        order = ", ".join(f"{_field(field, field in query.numbers)}{' DESC' if descending else ''}" for field, descending in query.sort)
+        order = f"{order}, seq" if order else "seq"
+        if query.limit is None:
+            async with self.connection() as connection:
+                seqs: builtins.list[int] = await connection.fetchval(
+                    f"SELECT coalesce(array_agg(seq ORDER BY {order}), '{{}}') FROM {self._table} WHERE {where}", *arguments
+                )
+            return Page(await self._chosen(seqs[query.offset :]), len(seqs))
+        async with self.connection() as connection, connection.transaction(isolation="repeatable_read", readonly=True):
+            total: int = await connection.fetchval(f"SELECT count(*) FROM {self._table} WHERE {where}", *arguments)
+            rows = []
+            if query.offset < total:
+                page = f"SELECT body FROM {self._table} WHERE {where} ORDER BY {order} LIMIT {query.limit:d} OFFSET {query.offset:d}"
+                rows = await connection.fetch(page, *arguments)
+        return Page(Listing(row[0] for row in rows), total)
+
+    def _where(self, query: Query) -> tuple[str, builtins.list[Any]]:
+        conditions, arguments = ["true"], builtins.list[Any]()
+        for field, value in query.equal:
+            arguments.append(value)
+            conditions.append(f"{_field(field, False)} = ${len(arguments)}")
+        if query.text is not None:
+            arguments.append("%" + query.text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+            either = " OR ".join(f"lower((body->>{_literal(field)}){self._fold}) LIKE ${len(arguments)}" for field in query.search)
+            conditions.append(f"({either or 'false'})")
+        return " AND ".join(conditions), arguments
+
+    async def _chosen(self, seqs: builtins.list[int]) -> Records:
+        """The records of ``seqs``, in that order: the first batch now, the rest as they are sent
+        (a record deleted meanwhile is left out, one changed is sent as it is then)."""
+
+        async def batch(part: builtins.list[int]) -> builtins.list[bytes]:
+            async with self.connection() as connection:
+                rows = await connection.fetch(f"SELECT seq, body FROM {self._table} WHERE seq = ANY($1::bigint[])", part)
+            bodies = {row[0]: row[1] for row in rows}
+            return [bodies[seq] for seq in part if seq in bodies]
+
+        first = await batch(seqs[:_BATCH])
+        if len(seqs) <= _BATCH:
+            return Listing(first)
+
+        async def batches() -> AsyncIterator[builtins.list[bytes]]:
+            yield first
+            for start in range(_BATCH, len(seqs), _BATCH):
+                yield await batch(seqs[start : start + _BATCH])
+
+        return Streamed(batches())
 
     async def get(self, key: str) -> bytes:
         self._storable(key)
@@ -435,3 +499,13 @@ class PostgresStore:
 
 
 _COUNTED_PREFIX = b'{"id":0'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _field(name: str, numeric: bool) -> str:
+    """A field of the record, as an index and a query must both write it to match: text in code
+    point order (``COLLATE "C"``, as Python compares strings), numbers as numbers."""
+    return f"((body->>{_literal(name)})::numeric)" if numeric else f'((body->>{_literal(name)}) COLLATE "C")'

@@ -57,6 +57,20 @@ def test_generated_client_round_trip(generated, live_server):
         assert (updated.status, updated.phone, updated.name) == (Status.INACTIVE, "+1-555-0000", "Gen Client")
         assert updated.updated_at > created.updated_at
 
+        page = list_customers.sync_detailed(client=client, status=Status.INACTIVE, q="GEN CLIENT", sort="-created_at", limit=1)
+        assert [c.id for c in page.parsed] == [created.id]
+        assert page.headers["x-total-count"] == "1"
+        refused = list_customers.sync(client=client, limit=0)
+        assert isinstance(refused, HTTPValidationError)
+        assert refused.detail[0].loc == ["query", "limit"]
+
+        tag = get_customer.sync_detailed(created.id, client=client).headers["etag"]
+        stale = update_customer.sync_detailed(created.id, client=client, body=CustomerUpdate(name="Second Writer"), if_match='"stale"')
+        assert stale.status_code == 412
+        renamed = update_customer.sync_detailed(created.id, client=client, body=CustomerUpdate(name="First Writer"), if_match=tag)
+        assert (renamed.status_code, renamed.parsed.name) == (200, "First Writer")
+        assert update_customer.sync_detailed(created.id, client=client, body=CustomerUpdate(name="Late"), if_match=tag).status_code == 412
+
         listed = list_customers.sync(client=client)
         assert [c.id for c in listed][-1] == created.id
         assert get_health.sync(client=client).total_customers == 3

@@ -64,6 +64,14 @@ async function main(): Promise<void> {
     body: { status: "inactive" },
   });
 
+  // A filtered page, and a change conditional on the version read before the update above.
+  const page = await client.GET("/api/customers", { params: { query: { status: "inactive", q: "TYPED WAY", limit: 5 } } });
+  const total = page.response.headers.get("X-Total-Count");
+  const stale = await client.PUT("/api/customers/{customer_id}", {
+    params: { path: { customer_id: customer.id }, header: { "If-Match": fetched.response.headers.get("ETag") ?? "" } },
+    body: { name: "Late Writer" },
+  });
+
   const refused = await client.POST("/api/customers", {
     body: { name: "", email: "not an address", phone: "1", address: "a", company: "c" },
   });
@@ -74,7 +82,8 @@ async function main(): Promise<void> {
   }
   // Timestamps carry no offset; read as the spec says, they are UTC.
   const createdAt = new Date(customer.created_at + "Z").toISOString();
-  console.log(JSON.stringify({ created: customer, fetched: fetched.data, updated: updated.data, problems, createdAt }));
+  const paged = { ids: (page.data ?? []).map((item: Customer) => item.id), total, staleStatus: stale.response.status };
+  console.log(JSON.stringify({ created: customer, fetched: fetched.data, updated: updated.data, problems, createdAt, paged }));
 }
 
 main().catch((error: unknown) => {
@@ -124,3 +133,4 @@ def test_a_strict_typescript_client_compiles_and_works_against_a_live_server(nod
     assert result["updated"]["status"] == "inactive"
     assert result["problems"] == ["body.name:value_error.any_str.min_length", "body.email:value_error.email"]
     assert result["createdAt"].startswith(result["created"]["created_at"][:19])
+    assert result["paged"] == {"ids": [result["created"]["id"]], "total": "1", "staleStatus": 412}

@@ -1,0 +1,98 @@
+"""What a list operation's query parameters mean, read from the spec, and the headers that
+describe a page of it (``X-Total-Count``, ``Link``).
+
+The spec declares the parameters and their rules (checked before the handler runs); their
+meaning follows from their names: one named after a field of the record matches that field
+exactly, ``q`` searches the fields its ``x-search`` lists, ``sort`` names fields (``-`` first:
+descending), ``limit`` and ``offset`` cut a page. A parameter the spec does not declare never
+reaches here (connexion leaves it out), so it changes nothing, as in the seed's framework.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import urllib.parse
+from typing import Any
+
+from cms_mock.store import Page, Query
+
+_TIMES = ("created_at", "updated_at")
+
+
+def _resolved(spec: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    """``node``, or what its local ``$ref`` (``#/components/...``) names."""
+    while "$ref" in node:
+        target: Any = spec
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+@dataclasses.dataclass(frozen=True)
+class Collection:
+    """The list operation of a service, as its spec declares it."""
+
+    filters: frozenset[str]
+    """Query parameters named after a field of the record: records whose field equals the value."""
+    search: tuple[str, ...]
+    """The fields ``q`` searches (the parameter's ``x-search``)."""
+    numbers: frozenset[str]
+    """The record's fields that are numbers, sorted as numbers."""
+    indexed: tuple[str, ...]
+    """The fields a database should index: every filter, and the times of creation and change
+    (the usual sort keys)."""
+
+    @classmethod
+    def of(cls, spec: dict[str, Any], operation_id: str, record_schema: str) -> Collection:
+        operations = (operation for item in spec["paths"].values() for operation in item.values() if isinstance(operation, dict))
+        operation = next(operation for operation in operations if operation.get("operationId") == operation_id)
+        parameters = [_resolved(spec, parameter) for parameter in operation.get("parameters", [])]
+        query = {parameter["name"]: parameter for parameter in parameters if parameter["in"] == "query"}
+        fields = {name: _resolved(spec, schema) for name, schema in spec["components"]["schemas"][record_schema]["properties"].items()}
+        return cls(
+            filters=frozenset(name for name in query if name in fields),
+            search=tuple(query.get("q", {}).get("x-search", ())),
+            numbers=frozenset(name for name, schema in fields.items() if schema.get("type") in ("integer", "number")),
+            indexed=tuple(name for name in fields if name in query or name in _TIMES),
+        )
+
+    def query(self, params: dict[str, Any]) -> Query | None:
+        """The ``Query`` of a request's parameters (None when it has none: the plain list)."""
+        given = {name: value for name, value in params.items() if value is not None}
+        if not given:
+            return None
+        return Query(
+            equal=tuple((name, value) for name, value in given.items() if name in self.filters),
+            text=given.get("q"),
+            search=self.search,
+            sort=tuple((name.removeprefix("-"), name.startswith("-")) for name in given.get("sort", "").split(",") if name),
+            numbers=self.numbers,
+            limit=given.get("limit"),
+            offset=given.get("offset", 0),
+        )
+
+
+def page_headers(page: Page, query: Query, path: str, raw_query: str) -> dict[str, str]:
+    """``X-Total-Count``: the matches before paging; with a ``limit``, ``Link`` (RFC 8288) to the
+    first, previous, next and last pages, as references relative to this server that keep every
+    other parameter of the request. ``prev`` of a page past the end is the last page."""
+    headers = {"X-Total-Count": str(page.total)}
+    if query.limit is None:
+        return headers
+    limit, offset = query.limit, query.offset
+    last = max(page.total - 1, 0) // limit * limit
+    kept = [(name, value) for name, value in urllib.parse.parse_qsl(raw_query, keep_blank_values=True) if name not in ("limit", "offset")]
+
+    def link(to: int, rel: str) -> str:
+        target = urllib.parse.urlencode([*kept, ("limit", str(limit)), ("offset", str(to))], quote_via=urllib.parse.quote)
+        return f'<{path}?{target}>; rel="{rel}"'
+
+    links = [link(0, "first")]
+    if offset > 0:
+        links.append(link(min(max(offset - limit, 0), last), "prev"))
+    if offset + limit < page.total:
+        links.append(link(offset + limit, "next"))
+    links.append(link(last, "last"))
+    headers["Link"] = ", ".join(links)
+    return headers

@@ -1,0 +1,266 @@
+"""Collections (issue 13): filters, search, sort and pages on the list, with ``X-Total-Count``,
+``Link`` and a list ``ETag``; on the JSON file, in memory and on PostgreSQL, each judged against
+a plain-Python reading of the spec's words written here, apart from the server's code."""
+
+from __future__ import annotations
+
+import random
+import re
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import NEW_PROFILE, build_client
+
+SEARCHED = ("name", "email", "phone", "address", "company")
+FIRST = ["Ann", "bob", "Émile", "zoë", "Zack", "ÉMILIE", "snake_case", "Per%cent", "Back\\slash", "Ola"]
+COMPANIES = ["Tech Corp", "tech corp", "100% Organic", "Global Logistics", "Ünïcode GmbH", "Acme", "ACME Widgets"]
+
+
+def customers(count: int, seed: int = 7) -> list[dict[str, Any]]:
+    """Records with ties (timestamps, companies, names), letter cases and characters that a
+    database's LIKE or collation would read differently from Python, if it were let to."""
+    rng = random.Random(seed)
+    made = []
+    for n in range(count):
+        stamp = f"2026-0{rng.randint(1, 3)}-1{rng.randint(0, 2)}T10:00:00.000000"
+        made.append(
+            {
+                "id": f"00000000-0000-4000-8000-{n:012d}",
+                "name": f"{rng.choice(FIRST)} {rng.choice(['Smith', 'smith', 'Ng', 'Østergaard'])}",
+                "email": f"user{n % 400}@{rng.choice(['example.com', 'mail.example.org'])}",
+                "phone": f"+1-555-{rng.randint(0, 99):04d}",
+                "address": f"{rng.randint(1, 50)} {rng.choice(['Oak St', 'Elm Road', 'oak lane'])}",
+                "company": rng.choice(COMPANIES),
+                "status": rng.choice(["active", "active", "inactive"]),
+                "created_at": stamp,
+                "updated_at": stamp,
+            }
+        )
+    return made
+
+
+def expected(records: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the spec's descriptions say a list with ``params`` holds, before paging."""
+    chosen = [r for r in records if all(r[field] == params[field] for field in ("status", "company", "email") if field in params)]
+    if "q" in params:
+        chosen = [r for r in chosen if any(params["q"].lower() in r[field].lower() for field in SEARCHED)]
+    return sort_by(chosen, params.get("sort", ""))
+
+
+def sort_by(records: list[dict[str, Any]], sort: str) -> list[dict[str, Any]]:
+    """Stable sorts, the last key first: ties keep the order before (creation order)."""
+    for key in reversed([key for key in sort.split(",") if key]):
+        field = key.lstrip("-")
+        records = sorted(records, key=lambda record: record[field], reverse=key.startswith("-"))
+    return records
+
+
+@pytest.fixture(params=["file", "memory", "postgres"])
+def any_client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[httpx.Client]:
+    settings: dict[str, Any] = {}
+    if request.param == "postgres":
+        settings["database_url"] = request.getfixturevalue("postgres").database()
+    elif request.param == "memory":
+        settings["in_memory"] = True
+    with build_client(tmp_path, **settings) as client:
+        client.backend = request.param  # type: ignore[attr-defined]
+        yield client
+
+
+@pytest.fixture
+def loaded(any_client: httpx.Client) -> tuple[httpx.Client, list[dict[str, Any]]]:
+    records = customers(1000)
+    assert any_client.put("/__admin/records", json=records).status_code == 204
+    return any_client, records
+
+
+QUERIES = [
+    {"status": "inactive"},
+    {"company": "Tech Corp"},
+    {"company": "100% Organic", "status": "active"},
+    {"email": "user7@example.com"},
+    {"q": "OAK"},
+    {"q": "émil"},
+    {"q": "ÉMIL"},
+    {"q": "%"},
+    {"q": "_"},
+    {"q": "\\"},
+    {"q": "ünïcode"},
+    {"q": ""},
+    {"q": "nothing like it"},
+    {"sort": "name"},
+    {"sort": "-created_at"},
+    {"sort": "company,-name,phone"},
+    {"sort": "-status,created_at"},
+    {"sort": "id"},
+    {"status": "active", "q": "smith", "sort": "-created_at,name"},
+    {"company": "Acme", "sort": "-email"},
+]
+
+
+@pytest.mark.parametrize("params", QUERIES, ids=lambda p: urllib.parse.urlencode(p))
+def test_filters_search_and_sort_select_what_the_spec_says(loaded, params):
+    client, records = loaded
+    answer = client.get("/api/customers", params=params)
+    assert answer.status_code == 200
+    want = expected(records, params)
+    assert [r["id"] for r in answer.json()] == [r["id"] for r in want]
+    assert answer.headers["x-total-count"] == str(len(want))
+    assert "link" not in answer.headers  # no limit, no pages
+
+
+@pytest.mark.parametrize("params", [{"limit": 7}, {"status": "active", "sort": "name", "limit": 50, "offset": 20}, {"q": "smith", "offset": 990}])
+def test_a_page_is_the_slice_of_the_whole_answer(loaded, params):
+    client, records = loaded
+    answer = client.get("/api/customers", params=params)
+    want = expected(records, params)
+    offset = params.get("offset", 0)
+    end = offset + params["limit"] if "limit" in params else None
+    assert [r["id"] for r in answer.json()] == [r["id"] for r in want[offset:end]]
+    assert answer.headers["x-total-count"] == str(len(want))
+
+
+def test_paging_with_the_link_headers_visits_every_record_once(loaded):
+    client, records = loaded
+    want = [r["id"] for r in expected(records, {"sort": "company,-created_at"})]
+    url: str | None = "/api/customers/?sort=company,-created_at&limit=64&unknown=kept"
+    seen, pages = [], 0
+    while url is not None:
+        page = client.get(url)
+        assert page.status_code == 200
+        assert page.headers["x-total-count"] == "1000"
+        links = page.links
+        assert {"first", "last"} <= set(links)
+        assert all("unknown=kept" in link["url"] and "sort=company%2C-created_at" in link["url"] for link in links.values())
+        assert ("prev" in links) == (pages > 0)
+        seen += [r["id"] for r in page.json()]
+        url = links.get("next", {}).get("url")
+        pages += 1
+    assert pages == 16
+    assert seen == want
+    assert client.get("/api/customers?limit=64&offset=960").links["last"]["url"].endswith("limit=64&offset=960")
+
+
+def test_the_link_header_at_the_edges(any_client):
+    first = any_client.get("/api/customers?limit=1")  # the two samples
+    assert first.headers["link"] == (
+        '</api/customers?limit=1&offset=0>; rel="first", </api/customers?limit=1&offset=1>; rel="next", </api/customers?limit=1&offset=1>; rel="last"'
+    )
+    past = any_client.get("/api/customers?limit=1&offset=10&q=")
+    assert (past.json(), past.headers["x-total-count"]) == ([], "2")
+    assert past.links["prev"]["url"] == past.links["last"]["url"] == "/api/customers?q=&limit=1&offset=1"
+    assert "next" not in past.links
+    none = any_client.get("/api/customers?limit=5&status=inactive&company=Nobody")
+    assert (none.json(), none.headers["x-total-count"]) == ([], "0")
+    assert none.links["first"]["url"] == none.links["last"]["url"]
+
+
+def test_without_new_parameters_the_answer_is_the_seeds(any_client):
+    plain = any_client.get("/api/customers/")
+    ignored = any_client.get("/api/customers/?page=2&per_page=1&filter=x")
+    assert plain.content == ignored.content
+    assert [r["name"] for r in plain.json()] == ["John Doe", "Jane Smith"]
+    for answer in (plain, ignored):
+        assert "x-total-count" not in answer.headers
+        assert "link" not in answer.headers
+
+
+BAD = [
+    ("limit=0", "limit", "ensure this value is greater than or equal to 1"),
+    ("limit=1001", "limit", "ensure this value is less than or equal to 1000"),
+    ("limit=abc", "limit", "value is not a valid integer"),
+    ("limit=1.5", "limit", "value is not a valid integer"),
+    ("offset=-1", "offset", "ensure this value is greater than or equal to 0"),
+    ("offset=99999999999", "offset", "ensure this value is less than or equal to 2147483647"),
+    ("sort=nosuchfield", "sort", "must be field names of Customer separated by commas, each with an optional - in front (descending)"),
+    ("sort=name,", "sort", "must be field names of Customer separated by commas, each with an optional - in front (descending)"),
+    ("sort=--name", "sort", "must be field names of Customer separated by commas, each with an optional - in front (descending)"),
+    ("status=gone", "status", "value is not a valid enumeration member; permitted: 'active', 'inactive'"),
+    ("email=not-an-address", "email", "value is not a valid email address"),
+    ("company=", "company", "ensure this value has at least 1 characters"),
+    ("q=a%00b", "q", 'string does not match regex "^[^\\x00-\\x1f\\x7f]*$"'),
+]
+
+
+@pytest.mark.parametrize(("query", "name", "message"), BAD, ids=[b[0] for b in BAD])
+def test_a_bad_value_is_a_422_naming_the_parameter_and_changes_nothing(any_client, query, name, message):
+    before = any_client.get("/__admin/records").json()
+    answer = any_client.get(f"/api/customers?{query}")
+    assert answer.status_code == 422
+    problems = answer.json()["detail"]
+    assert [p["loc"] for p in problems] == [["query", name]]
+    assert problems[0]["msg"] == message
+    assert any_client.get("/__admin/records").json() == before
+
+
+def test_the_list_etag_cycle_for_the_list_and_for_a_page(any_client):
+    for url in ("/api/customers", "/api/customers?status=active&sort=-name&limit=1"):
+        tag = any_client.get(url).headers["etag"]
+        assert re.fullmatch(r'"[0-9a-f]{32}(-[0-9]+)?"', tag)
+        assert any_client.get(url).headers["etag"] == tag  # the same version, the same tag
+        unchanged = any_client.get(url, headers={"If-None-Match": tag})
+        assert (unchanged.status_code, unchanged.content, unchanged.headers["etag"]) == (304, b"", tag)
+        assert any_client.get(url, headers={"If-None-Match": "*"}).status_code == 304
+        assert any_client.get(url + ("&" if "?" in url else "?") + "offset=1").headers["etag"] != tag
+    whole = any_client.get("/api/customers").headers["etag"]
+    page = any_client.get("/api/customers?limit=1").headers["etag"]
+    renamed = any_client.put(f"/api/customers/{any_client.get('/api/customers').json()[1]['id']}", json={"phone": "+1-555-7777"})
+    assert renamed.status_code == 200
+    changed = any_client.get("/api/customers", headers={"If-None-Match": whole})
+    assert changed.status_code == 200
+    assert changed.headers["etag"] != whole
+    assert any_client.get("/api/customers?limit=1", headers={"If-None-Match": page}).status_code == 304  # its one record did not change
+    assert any_client.post("/api/customers", json={"name": "Zed", "email": "zed@example.com", "phone": "1", "address": "a", "company": "c"}).status_code == 201
+    grown = any_client.get("/api/customers?limit=1", headers={"If-None-Match": page})
+    assert grown.status_code == 200
+    assert grown.headers["etag"] != page  # the same record, but X-Total-Count moved
+
+
+def test_a_long_unpaged_answer_from_postgresql_is_streamed_without_a_tag(tmp_path, postgres):
+    records = customers(2500, seed=11)
+    with build_client(tmp_path, database_url=postgres.database()) as client:
+        assert client.put("/__admin/records", json=records).status_code == 204
+        answer = client.get("/api/customers?sort=-name,phone")
+        assert [r["id"] for r in answer.json()] == [r["id"] for r in expected(records, {"sort": "-name,phone"})]
+        assert answer.headers["x-total-count"] == "2500"
+        assert "etag" not in answer.headers
+        assert "etag" in client.get("/api/customers?sort=-name,phone&limit=1000").headers
+
+
+PROFILE_SORTS = ["id", "-id", "last_name,first_name", "-date_of_birth"]
+
+
+@pytest.fixture
+def profiles(tmp_path: Path, backend: dict[str, object]) -> Iterator[httpx.Client]:
+    with build_client(tmp_path, service="profile", **backend) as client:
+        for n in range(12):  # ids past 9: a text sort would put 10 before 9
+            made = {**NEW_PROFILE, "last_name": ["Lee", "lee", "Smith"][n % 3], "email": f"p{n % 4}@example.com", "date_of_birth": f"19{60 + n}-01-31"}
+            assert client.post("/customers", json=made).status_code == 201
+        yield client
+
+
+@pytest.mark.parametrize("sort", PROFILE_SORTS)
+def test_profiles_sort_ids_as_numbers(profiles, sort):
+    everyone = sort_by(profiles.get("/customers").json(), sort)
+    assert [p["id"] for p in profiles.get(f"/customers?sort={sort}").json()] == [p["id"] for p in everyone]
+
+
+def test_profiles_filter_search_page_and_refuse_in_their_dialect(profiles):
+    lees = profiles.get("/customers?last_name=Lee&email=p0@example.com")
+    assert {(p["last_name"], p["email"]) for p in lees.json()} == {("Lee", "p0@example.com")}
+    assert lees.headers["x-total-count"] == str(len(lees.json()))
+    found = profiles.get("/customers?q=SMI&limit=2&offset=2")
+    assert found.headers["x-total-count"] == str(sum(1 for p in profiles.get("/customers").json() if "smi" in p["last_name"].lower()))
+    assert found.links["prev"]["url"] == "/customers?q=SMI&limit=2&offset=0"
+    refused = profiles.get("/customers?limit=0")
+    assert (refused.status_code, refused.json()) == (422, {"error": "Validation failed: limit: ensure this value is greater than or equal to 1"})
+    assert profiles.get("/customers?sort=name").json() == {
+        "error": "Validation failed: sort: must be field names of Profile separated by commas, each with an optional - in front (descending)"
+    }
+    tag = profiles.get("/customers?last_name=Lee").headers["etag"]
+    assert profiles.get("/customers?last_name=Lee", headers={"If-None-Match": tag}).status_code == 304
