@@ -9,6 +9,7 @@ and the 95th percentile), with the service's RSS before the first query and afte
 from __future__ import annotations
 
 import http.client
+import math
 import statistics
 import time
 from typing import Any
@@ -56,4 +57,4 @@ def measure_queries(port: int, size: int, times: int = 30) -> dict[str, Any]:
 
 def _summary(name: str, spent: list[float]) -> dict[str, float]:
     ordered = sorted(spent)
-    return {f"{name}_p50_ms": statistics.median(ordered), f"{name}_p95_ms": ordered[int(len(ordered) * 0.95) - 1]}
+    return {f"{name}_p50_ms": statistics.median(ordered), f"{name}_p95_ms": ordered[math.ceil(len(ordered) * 0.95) - 1]}  # nearest rank

@@ -22,8 +22,8 @@ from cms_mock.workers import SUPERVISOR
 def make_store(settings: Settings, service: Service) -> RecordStore:
     """PostgreSQL with ``DATABASE_URL``, memory with ``--in-memory``, else the JSON file."""
     if settings.database_url:
-        indexed = service.collection(service.load_spec()).indexed
-        return PostgresStore(settings.database_url, service.table, service.rules, timeout=settings.database_timeout, indexed=indexed)
+        fields = service.collection(service.load_spec()).fields
+        return PostgresStore(settings.database_url, service.table, service.rules, timeout=settings.database_timeout, fields=fields)
     if settings.in_memory:
         return MemoryStore(service.rules)
     return FileStore(settings.data_dir / service.data_file, service.rules)

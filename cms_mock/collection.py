@@ -14,7 +14,7 @@ import dataclasses
 import urllib.parse
 from typing import Any
 
-from cms_mock.store import Page, Query
+from cms_mock.store import Fields, Page, Query
 
 _TIMES = ("created_at", "updated_at")
 
@@ -33,15 +33,13 @@ def _resolved(spec: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
 class Collection:
     """The list operation of a service, as its spec declares it."""
 
+    parameters: tuple[str, ...]
+    """Every query parameter the operation declares, in its order."""
     filters: frozenset[str]
     """Query parameters named after a field of the record: records whose field equals the value."""
-    search: tuple[str, ...]
-    """The fields ``q`` searches (the parameter's ``x-search``)."""
-    numbers: frozenset[str]
-    """The record's fields that are numbers, sorted as numbers."""
-    indexed: tuple[str, ...]
-    """The fields a database should index: every filter, and the times of creation and change
-    (the usual sort keys)."""
+    fields: Fields
+    """The record's fields; ``searched``: what ``q`` searches (the parameter's ``x-search``);
+    ``indexed``: every filter, and the times of creation and change (the usual sort keys)."""
 
     @classmethod
     def of(cls, spec: dict[str, Any], operation_id: str, record_schema: str) -> Collection:
@@ -51,10 +49,14 @@ class Collection:
         query = {parameter["name"]: parameter for parameter in parameters if parameter["in"] == "query"}
         fields = {name: _resolved(spec, schema) for name, schema in spec["components"]["schemas"][record_schema]["properties"].items()}
         return cls(
+            parameters=tuple(query),
             filters=frozenset(name for name in query if name in fields),
-            search=tuple(query.get("q", {}).get("x-search", ())),
-            numbers=frozenset(name for name, schema in fields.items() if schema.get("type") in ("integer", "number")),
-            indexed=tuple(name for name in fields if name in query or name in _TIMES),
+            fields=Fields(
+                names=tuple(fields),
+                numbers=frozenset(name for name, schema in fields.items() if schema.get("type") in ("integer", "number")),
+                indexed=tuple(name for name in fields if name in query or name in _TIMES),
+                searched=tuple(query.get("q", {}).get("x-search", ())),
+            ),
         )
 
     def query(self, params: dict[str, Any]) -> Query | None:
@@ -65,24 +67,37 @@ class Collection:
         return Query(
             equal=tuple((name, value) for name, value in given.items() if name in self.filters),
             text=given.get("q"),
-            search=self.search,
-            sort=tuple((name.removeprefix("-"), name.startswith("-")) for name in given.get("sort", "").split(",") if name),
-            numbers=self.numbers,
+            sort=_sort(given.get("sort", "")),
+            fields=self.fields,
             limit=given.get("limit"),
             offset=given.get("offset", 0),
         )
 
 
-def page_headers(page: Page, query: Query, path: str, raw_query: str) -> dict[str, str]:
+def _sort(text: str) -> tuple[tuple[str, bool], ...]:
+    """``sort``'s fields as (field, descending), each once: a field named again could only break
+    ties it already broke, so ``name,-name,name,...`` costs one sort, not one per mention."""
+    keys: dict[str, bool] = {}
+    for name in filter(None, text.split(",")):
+        keys.setdefault(name.removeprefix("-"), name.startswith("-"))
+    return tuple(keys.items())
+
+
+def page_headers(collection: Collection, page: Page, query: Query, path: str, raw_query: str) -> dict[str, str]:
     """``X-Total-Count``: the matches before paging; with a ``limit``, ``Link`` (RFC 8288) to the
-    first, previous, next and last pages, as references relative to this server that keep every
-    other parameter of the request. ``prev`` of a page past the end is the last page."""
+    first, previous, next and last pages, as references relative to this server that keep the
+    request's other declared parameters (the undeclared, ignored, are left out: a link is never
+    longer than the parameters' own limits allow). ``prev`` of a page past the end is the last page."""
     headers = {"X-Total-Count": str(page.total)}
     if query.limit is None:
         return headers
     limit, offset = query.limit, query.offset
     last = max(page.total - 1, 0) // limit * limit
-    kept = [(name, value) for name, value in urllib.parse.parse_qsl(raw_query, keep_blank_values=True) if name not in ("limit", "offset")]
+    kept = [
+        (name, value)
+        for name, value in urllib.parse.parse_qsl(raw_query, keep_blank_values=True)
+        if name in collection.parameters and name not in ("limit", "offset")
+    ]
 
     def link(to: int, rel: str) -> str:
         target = urllib.parse.urlencode([*kept, ("limit", str(limit)), ("offset", str(to))], quote_via=urllib.parse.quote)

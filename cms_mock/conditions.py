@@ -29,8 +29,9 @@ def list_etag(listing: Listing, total: int | None) -> str:
     return f'"{listing.digest}"' if total is None else f'"{listing.digest}-{total}"'
 
 
-def not_modified(tag: str, if_none_match: str | None) -> bool:
-    """Whether ``If-None-Match`` names this version (weak comparison: ``W/`` is ignored) or ``*``."""
+def not_modified(tag: str | None, if_none_match: str | None) -> bool:
+    """Whether ``If-None-Match`` names this version (weak comparison: ``W/`` is ignored) or is
+    ``*`` (there is a version: also for an answer without a tag)."""
     if if_none_match is None:
         return False
     tags = [tag.removeprefix("W/") for tag in _tags(if_none_match)]

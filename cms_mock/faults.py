@@ -36,6 +36,8 @@ class Faults:
     def __init__(self, spec: dict[str, Any]) -> None:
         responses = spec.get("components", {}).get("responses", {})
         self.declared: dict[str, dict[int, dict[str, Any]]] = {}
+        self._bodiless: set[str] = set()
+        """Operations without a request body: their 422s are about the query."""
         for item in spec["paths"].values():
             for operation in item.values():
                 if isinstance(operation, dict) and "operationId" in operation:
@@ -44,6 +46,8 @@ class Faults:
                         if status.isdigit() and int(status) >= 400:
                             declared[int(status)] = responses[response["$ref"].rsplit("/", 1)[1]] if "$ref" in response else response
                     self.declared[operation["operationId"]] = declared
+                    if "requestBody" not in operation:
+                        self._bodiless.add(operation["operationId"])
 
     def problems(self, rule: dict[str, Any]) -> list[FieldError]:
         """What is wrong with a rule beyond its schema: an operation the spec does not have, a
@@ -68,7 +72,7 @@ class Faults:
         declared_headers = self.declared[operation][status].get("headers", {})
         headers = {**{name: _HEADER_VALUES[name] for name in declared_headers if name in _HEADER_VALUES}, **(headers or {})}
         if status == 422:
-            invalid = InvalidBody([FieldError(("body",), message, "value_error.injected")])
+            invalid = InvalidBody([FieldError(("query" if operation in self._bodiless else "body",), message, "value_error.injected")])
             invalid.headers = headers
             return invalid
         content = self.declared[operation][status].get("content", {}).get("application/json", {})

@@ -72,11 +72,12 @@ async def list_response(**params: Any) -> Response:
     else:
         page = await runtime.store.find(query)
         records, total = page.records, page.total
-        headers = page_headers(page, query, urllib.parse.quote(request.url.path), request.url.query)
-    if isinstance(records, Listing):
-        tag = headers["ETag"] = list_etag(records, total)
-        if not_modified(tag, request.headers.get("if-none-match")):
-            return Response(status_code=304, headers={"ETag": tag})
+        headers = page_headers(runtime.collection, page, query, urllib.parse.quote(request.url.path), request.url.query)
+    tag = list_etag(records, total) if isinstance(records, Listing) else None
+    if not_modified(tag, request.headers.get("if-none-match")):
+        return Response(status_code=304, headers={"ETag": tag} if tag else None)
+    if tag:
+        headers["ETag"] = tag
     return json_array_response(records, headers)
 
 

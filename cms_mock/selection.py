@@ -11,11 +11,12 @@ memory (measured there too), made on the first query, never without one.
 from __future__ import annotations
 
 import heapq
+import typing
 from typing import Any
 
 import orjson
 
-from cms_mock.store import Listing, Page, Query
+from cms_mock.store import Listing, Page, Query, folded
 
 
 class _Row:
@@ -26,7 +27,7 @@ class _Row:
         self.record: dict[str, Any] = orjson.loads(body)
         # The searched fields, lowered, joined by a character no field holds (no control
         # characters) and no search text may hold (its pattern): a match never spans two fields.
-        self.text = "\x00".join(value.lower() for name in search if isinstance(value := self.record.get(name), str))
+        self.text = "\x00".join(folded(value) for name in search if isinstance(value := self.record.get(name), str))
 
 
 class Selector:
@@ -39,11 +40,11 @@ class Selector:
         self._search: tuple[str, ...] = ()
 
     def select(self, listing: Listing, query: Query) -> Page:
-        rows = self._rows_of(listing, query.search)
+        rows = self._rows_of(listing, query.fields.searched)
         for field, value in query.equal:
             rows = [row for row in rows if row.record.get(field) == value]
         if query.text is not None:
-            needle = query.text.lower()
+            needle = folded(query.text)
             rows = [row for row in rows if needle in row.text]
         total = len(rows)
         end = None if query.limit is None else query.offset + query.limit
@@ -55,27 +56,37 @@ class Selector:
             return self._rows
         if search != self._search:
             self._known, self._search = {}, search
+        # A known row holds its bytes alive, so no other object can have their id: a row found
+        # by id is the row of these very bytes. Looked up in C; only new bytes are parsed.
         known = self._known
-        rows = []
-        for body in listing:
-            row = known.get(id(body))
-            if row is None or row.body is not body:  # a row holds its bytes, so an id is never reused while its row is known
-                row = known[id(body)] = _Row(body, search)
-            rows.append(row)
+        rows: list[_Row | None] = list(map(known.get, map(id, listing)))
+        index = -1
+        for _ in range(rows.count(None)):
+            index = rows.index(None, index + 1)
+            body = listing[index]
+            rows[index] = known[id(body)] = _Row(body, search)
         if len(known) > 2 * len(rows):  # forget the records no version holds any more
-            self._known = {id(row.body): row for row in rows}
-        self._listing, self._rows = listing, rows
-        return rows
+            self._known = {id(row.body): row for row in rows if row is not None}
+        complete = typing.cast(list[_Row], rows)
+        self._listing, self._rows = listing, complete
+        return complete
 
 
 def _sorted(rows: list[_Row], query: Query, end: int | None) -> list[_Row]:
-    """Stable sorts, the last key first, so ties keep creation order; the deciding key picks only
-    the first ``end`` rows when a page needs no more (``heapq`` is documented to equal ``sorted``,
-    ties included)."""
-    for position, (field, descending) in enumerate(reversed(query.sort)):
-        column = _column(rows, field, field in query.numbers)
+    """One stable sort per run of keys in one direction (a tuple of their values), the last run
+    first, so ties keep creation order; the deciding run picks only the first ``end`` rows when
+    a page needs no more (``heapq`` is documented to equal ``sorted``, ties included)."""
+    runs: list[tuple[list[str], bool]] = []
+    for field, descending in query.sort:
+        if runs and runs[-1][1] == descending:
+            runs[-1][0].append(field)
+        else:
+            runs.append(([field], descending))
+    for position, (fields, descending) in enumerate(reversed(runs)):
+        columns = [_column(rows, field, field in query.fields.numbers) for field in fields]
+        column = columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
         order: list[int]
-        if end is not None and position == len(query.sort) - 1 and end < len(rows) // 4:
+        if end is not None and position == len(runs) - 1 and end < len(rows) // 4:
             pick = heapq.nlargest if descending else heapq.nsmallest
             order = pick(end, range(len(rows)), key=column.__getitem__)
         else:

@@ -72,6 +72,20 @@ Records = Listing | Streamed
 
 
 @dataclasses.dataclass(frozen=True)
+class Fields:
+    """A service's record fields, as lists are queried by them (``collection.Collection`` reads
+    them from the spec); what a store may prepare (PostgreSQL: a column of each, some indexed)."""
+
+    names: tuple[str, ...] = ()
+    numbers: frozenset[str] = frozenset()
+    """Fields whose values are numbers (compared as numbers, not as text)."""
+    indexed: tuple[str, ...] = ()
+    """The fields lists are most often filtered or sorted by."""
+    searched: tuple[str, ...] = ()
+    """The fields ``q`` searches."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Query:
     """Which records a list answers, in which order, and which part of them (``collection.Collection``
     makes one from a request's query parameters)."""
@@ -79,15 +93,20 @@ class Query:
     equal: tuple[tuple[str, Any], ...] = ()
     """(field, value): records whose field is exactly the value."""
     text: str | None = None
-    """Records where one of the ``search`` fields holds it, whatever the letter case."""
-    search: tuple[str, ...] = ()
+    """Records where one of the searched fields holds it, whatever the letter case."""
     sort: tuple[tuple[str, bool], ...] = ()
     """(field, descending), the first deciding; ties keep creation order. A record without the
     field (or with ``null``) sorts after every value: last ascending, first descending."""
-    numbers: frozenset[str] = frozenset()
-    """Fields whose values are numbers (compared as numbers, not as text)."""
+    fields: Fields = Fields()
     limit: int | None = None
     offset: int = 0
+
+
+def folded(text: str) -> str:
+    """Text as ``q`` compares it, whatever the letter case: lower case, and a final sigma (which
+    lower case writes ``ς``, U+03C2, at the end of a word only) as any other (U+03C3), so
+    ``ΑΣ`` is found in ``ΚΑΣΑ``."""
+    return text.lower().replace("\u03c2", "\u03c3")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,7 +20,7 @@ import pytest
 from cms_mock import samples
 from cms_mock.errors import RecordNotFound, StoreUnavailable
 from cms_mock.services import SERVICES
-from cms_mock.store import Listing, RecordStore
+from cms_mock.store import Listing, Query, RecordStore
 from cms_mock.store_file import FileStore
 from cms_mock.store_memory import MemoryStore
 from cms_mock.store_postgres import PostgresStore
@@ -243,5 +243,34 @@ def test_concurrent_updates_of_one_record_are_each_made_once_in_some_order(store
             stamps = [a["updated_at"] for a in answers]
             assert len(set(stamps)) == 60
             assert json.loads(await store.get(key)) == max(answers, key=lambda a: a["updated_at"])
+
+    run(scenario())
+
+
+def test_find_filters_searches_sorts_and_pages_in_one_moment(store_of):
+    """Every store answers a ``Query`` alike; PostgreSQL opened without ``fields`` (as here)
+    reads the fields from each row's JSON instead of its columns, and must agree all the same."""
+    fields = SERVICES["profile"].collection(SERVICES["profile"].load_spec()).fields
+
+    async def scenario() -> None:
+        async with store_of("profile") as store:
+            for n in range(12):
+                await store.create({**NEW_PROFILE, "last_name": ["Lee", "lee", "Ōta"][n % 3], "email": f"p{n % 4}@example.com"})
+            everyone = await records(store)
+
+            async def found(**query: Any) -> tuple[list[int], int]:
+                page = await store.find(Query(fields=fields, **query))
+                return [orjson.loads(body)["id"] async for batch in page.records.batches() for body in batch], page.total
+
+            ids = [p["id"] for p in everyone]
+            assert await found() == (ids, len(ids))
+            assert await found(sort=(("id", True),)) == (ids[::-1], len(ids))  # numbers, not text: 15 before 9
+            lees = [p["id"] for p in everyone if p["last_name"] == "Lee"]
+            assert await found(equal=(("last_name", "Lee"),)) == (lees, len(lees))
+            ota = [p["id"] for p in everyone if p["last_name"] == "Ōta"]
+            assert await found(text="ŌTA", limit=2, offset=1) == (ota[1:3], len(ota))
+            by_name = sorted(everyone, key=lambda p: p["last_name"])  # code points: "Lee" < "lee" < "Ōta"; ties in creation order
+            assert await found(sort=(("last_name", False),), offset=10) == ([p["id"] for p in by_name][10:], len(ids))
+            assert await found(text="%") == ([], 0)
 
     run(scenario())
