@@ -4,6 +4,7 @@ a plain-Python reading of the spec's words written here, apart from the server's
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
 import urllib.parse
@@ -11,9 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
+import orjson
 import pytest
 
+from cms_mock.services import SERVICES
+from cms_mock.store import Fields, Query
+from cms_mock.store_postgres import PostgresStore
 from tests.conftest import NEW_PROFILE, build_client
 
 SEARCHED = ("name", "email", "phone", "address", "company")
@@ -285,3 +291,48 @@ def test_profiles_filter_search_page_and_refuse_in_their_dialect(profiles):
     }
     tag = profiles.get("/customers?last_name=Lee").headers["etag"]
     assert profiles.get("/customers?last_name=Lee", headers={"If-None-Match": tag}).status_code == 304
+
+
+def test_a_table_from_before_the_query_columns_gets_them_once(postgres):
+    """A database written by a version without the query columns: the first start adds them and
+    the indexes (rewriting the table once), later starts change nothing, and a change of the
+    searched fields makes the search column anew."""
+    url, service = postgres.database(), SERVICES["cms"]
+    fields = service.collection(service.load_spec()).fields
+
+    async def columns() -> list[str]:
+        connection = await asyncpg.connect(url)
+        try:
+            names = await connection.fetch(f"SELECT attname FROM pg_attribute WHERE attrelid = '{service.table}'::regclass AND attnum > 0 AND NOT attisdropped")
+            return sorted(row[0] for row in names)
+        finally:
+            await connection.close()
+
+    async def opened(with_fields: Fields | None) -> PostgresStore:
+        store = PostgresStore(url, service.table, service.rules, fields=with_fields)
+        await store.open()
+        return store
+
+    async def scenario() -> None:
+        old = await opened(None)
+        await old.replace_all(customers(300))
+        await old.close()
+        assert await columns() == ["body", "id", "seq"]
+        new = await opened(fields)
+        page = await new.find(Query(equal=(("status", "inactive"),), text="OAK", sort=(("created_at", True),), limit=5, fields=fields))
+        want = expected(customers(300), {"status": "inactive", "q": "OAK", "sort": "-created_at"})
+        assert [orjson.loads(body)["id"] for body in page.records] == [r["id"] for r in want[:5]]
+        assert page.total == len(want)
+        await new.close()
+        first = await columns()
+        assert {f"f_{name}" for name in fields.names} < set(first)
+        assert len([name for name in first if name.startswith("search_")]) == 1
+        await (await opened(fields)).close()
+        assert await columns() == first
+        fewer = Fields(names=fields.names, numbers=fields.numbers, indexed=fields.indexed, searched=("name",))
+        narrowed = await opened(fewer)
+        assert [c for c in await columns() if c.startswith("search_")] != [c for c in first if c.startswith("search_")]
+        assert (await narrowed.find(Query(text="OAK", fields=fewer))).total == 0  # addresses are no longer searched
+        await narrowed.close()
+
+    asyncio.run(scenario())
