@@ -16,18 +16,22 @@ from typing import Any
 
 import orjson
 
-from cms_mock.store import Listing, Page, Query, folded
+from cms_mock.store import Fields, Listing, Page, Query, folded
 
 
 class _Row:
-    __slots__ = ("body", "record", "text")
+    """A record's bytes, its fields' values in the order of ``Fields.names`` (a tuple: a third
+    of a dictionary's memory), and its searched text."""
 
-    def __init__(self, body: bytes, search: tuple[str, ...]) -> None:
+    __slots__ = ("body", "text", "values")
+
+    def __init__(self, body: bytes, fields: Fields) -> None:
         self.body = body
-        self.record: dict[str, Any] = orjson.loads(body)
-        # The searched fields, lowered, joined by a character no field holds (no control
+        record: dict[str, Any] = orjson.loads(body)
+        self.values = tuple(record.get(name) for name in fields.names)
+        # The searched fields, folded, joined by a character no field holds (no control
         # characters) and no search text may hold (its pattern): a match never spans two fields.
-        self.text = "\x00".join(folded(value) for name in search if isinstance(value := self.record.get(name), str))
+        self.text = "\x00".join(folded(value) for name in fields.searched if isinstance(value := record.get(name), str))
 
 
 class Selector:
@@ -37,25 +41,27 @@ class Selector:
         self._listing: Listing | None = None
         self._rows: list[_Row] = []
         self._known: dict[int, _Row] = {}
-        self._search: tuple[str, ...] = ()
+        self._fields = Fields()
 
     def select(self, listing: Listing, query: Query) -> Page:
-        rows = self._rows_of(listing, query.fields.searched)
+        rows = self._rows_of(listing, query.fields)
+        position = {name: index for index, name in enumerate(query.fields.names)}
         for field, value in query.equal:
-            rows = [row for row in rows if row.record.get(field) == value]
+            at = position[field]
+            rows = [row for row in rows if row.values[at] == value]
         if query.text is not None:
             needle = folded(query.text)
             rows = [row for row in rows if needle in row.text]
         total = len(rows)
         end = None if query.limit is None else query.offset + query.limit
-        rows = _sorted(rows, query, end)
+        rows = _sorted(rows, query, position, end)
         return Page(Listing(row.body for row in rows[query.offset : end]), total)
 
-    def _rows_of(self, listing: Listing, search: tuple[str, ...]) -> list[_Row]:
-        if listing is self._listing and search == self._search:
+    def _rows_of(self, listing: Listing, fields: Fields) -> list[_Row]:
+        if listing is self._listing and fields == self._fields:
             return self._rows
-        if search != self._search:
-            self._known, self._search = {}, search
+        if fields != self._fields:
+            self._known, self._fields = {}, fields
         # A known row holds its bytes alive, so no other object can have their id: a row found
         # by id is the row of these very bytes. Looked up in C; only new bytes are parsed.
         known = self._known
@@ -64,7 +70,7 @@ class Selector:
         for _ in range(rows.count(None)):
             index = rows.index(None, index + 1)
             body = listing[index]
-            rows[index] = known[id(body)] = _Row(body, search)
+            rows[index] = known[id(body)] = _Row(body, fields)
         if len(known) > 2 * len(rows):  # forget the records no version holds any more
             self._known = {id(row.body): row for row in rows if row is not None}
         complete = typing.cast(list[_Row], rows)
@@ -72,7 +78,7 @@ class Selector:
         return complete
 
 
-def _sorted(rows: list[_Row], query: Query, end: int | None) -> list[_Row]:
+def _sorted(rows: list[_Row], query: Query, position: dict[str, int], end: int | None) -> list[_Row]:
     """One stable sort per run of keys in one direction (a tuple of their values), the last run
     first, so ties keep creation order; the deciding run picks only the first ``end`` rows when
     a page needs no more (``heapq`` is documented to equal ``sorted``, ties included)."""
@@ -82,11 +88,11 @@ def _sorted(rows: list[_Row], query: Query, end: int | None) -> list[_Row]:
             runs[-1][0].append(field)
         else:
             runs.append(([field], descending))
-    for position, (fields, descending) in enumerate(reversed(runs)):
-        columns = [_column(rows, field, field in query.fields.numbers) for field in fields]
+    for step, (fields, descending) in enumerate(reversed(runs)):
+        columns = [_column(rows, position[field], field in query.fields.numbers) for field in fields]
         column = columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
         order: list[int]
-        if end is not None and position == len(runs) - 1 and end < len(rows) // 4:
+        if end is not None and step == len(runs) - 1 and end < len(rows) // 4:
             pick = heapq.nlargest if descending else heapq.nsmallest
             order = pick(end, range(len(rows)), key=column.__getitem__)
         else:
@@ -95,11 +101,11 @@ def _sorted(rows: list[_Row], query: Query, end: int | None) -> list[_Row]:
     return rows
 
 
-def _column(rows: list[_Row], field: str, numeric: bool) -> list[Any]:
+def _column(rows: list[_Row], at: int, numeric: bool) -> list[Any]:
     """The field's value of every row, comparable with each other: as they are when every one is
     of the field's type (the usual case, compared in C), else a value of another type or none sorts
     after every value, as ``null`` does in PostgreSQL."""
-    column = [row.record.get(field) for row in rows]
+    column = [row.values[at] for row in rows]
     kinds = _NUMBERS if numeric else _TEXT
     if set(map(type, column)) <= kinds:
         return column
