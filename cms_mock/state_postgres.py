@@ -2,7 +2,11 @@
 records are in (``DATABASE_URL``), so every instance records into, and reads, the same ones.
 
 The tables are part of the store's schema (``store_postgres``, version 3). One round trip per
-request records it: the journal row and this process's coverage counter, in one statement.
+request records it: the journal row and this process's coverage counter, in one statement,
+committed without waiting for the disk (``synchronous_commit`` off for that transaction only):
+they describe requests, they are not records, so a database crash may lose the last moment of
+them, and no request waits for a flush of the write-ahead log to be journaled (with it, every
+GET paid for one: 1,110 -> 578 GETs by id a second at 10,000 customers, one worker).
 Each process counts in rows of its own (``worker``), so processes never wait on each other's
 counter rows; the counts are summed when read. The journal is trimmed to its size every
 ``_TRIM_EVERY`` entries this process writes, so it holds at most its size plus that many per
@@ -45,11 +49,12 @@ class PostgresState:
         key = counted(entry)
         async with self._store.connection(change=True) as connection:
             await connection.execute(
-                """WITH journal AS (INSERT INTO cms_mock_journal (service, entry) SELECT $1, $2 WHERE $5),
+                """WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)),
+                        journal AS (INSERT INTO cms_mock_journal (service, entry) SELECT $1, $2 WHERE $5),
                         counted AS (INSERT INTO cms_mock_coverage (service, worker, operation, status, count)
                                     SELECT $1, $6, $3, $4, 1 WHERE $3::text IS NOT NULL
                                     ON CONFLICT (service, worker, operation, status) DO UPDATE SET count = cms_mock_coverage.count + 1)
-                   SELECT 1""",
+                   SELECT 1 FROM relaxed""",
                 self._service,
                 orjson.dumps(entry),
                 key[0] if key else None,
