@@ -99,7 +99,7 @@ def seed(url: str, count: int) -> dict[str, Any]:
 
     async def load() -> dict[str, Any]:
         started = time.perf_counter()
-        store = PostgresStore(url, TABLE, SERVICE.rules, fields=SERVICE.collection(SERVICE.load_spec()).fields)
+        store = PostgresStore(url, TABLE, SERVICE.rules, fields=SERVICE.collection.fields)
         await store.open()
         await store.close()
         connection = await asyncpg.connect(url)

@@ -76,7 +76,7 @@ def create_app(settings: Settings) -> AsyncApp:
             raise
         state = make_state(settings, service, store, list(faults.declared))
         await state.open()
-        runtime = Runtime(spec, store, service.rules, start, state, faults, service.collection(spec))
+        runtime = Runtime(spec, store, service.rules, start, state, faults, service.collection)
         logger.info("%s serving the records in %s", runtime.title, where(settings, service))
         try:
             yield {"runtime": runtime}

@@ -22,8 +22,7 @@ from cms_mock.workers import SUPERVISOR
 def make_store(settings: Settings, service: Service) -> RecordStore:
     """PostgreSQL with ``DATABASE_URL``, memory with ``--in-memory``, else the JSON file."""
     if settings.database_url:
-        fields = service.collection(service.load_spec()).fields
-        return PostgresStore(settings.database_url, service.table, service.rules, timeout=settings.database_timeout, fields=fields)
+        return PostgresStore(settings.database_url, service.table, service.rules, timeout=settings.database_timeout, fields=service.collection.fields)
     if settings.in_memory:
         return MemoryStore(service.rules)
     return FileStore(settings.data_dir / service.data_file, service.rules)

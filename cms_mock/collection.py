@@ -14,19 +14,10 @@ import dataclasses
 import urllib.parse
 from typing import Any
 
+from cms_mock.spec_routes import resolved
 from cms_mock.store import Fields, Page, Query
 
 _TIMES = ("created_at", "updated_at")
-
-
-def _resolved(spec: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
-    """``node``, or what its local ``$ref`` (``#/components/...``) names."""
-    while "$ref" in node:
-        target: Any = spec
-        for part in node["$ref"].removeprefix("#/").split("/"):
-            target = target[part]
-        node = target
-    return node
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,9 +36,9 @@ class Collection:
     def of(cls, spec: dict[str, Any], operation_id: str, record_schema: str) -> Collection:
         operations = (operation for item in spec["paths"].values() for operation in item.values() if isinstance(operation, dict))
         operation = next(operation for operation in operations if operation.get("operationId") == operation_id)
-        parameters = [_resolved(spec, parameter) for parameter in operation.get("parameters", [])]
+        parameters = [resolved(spec, parameter) for parameter in operation.get("parameters", [])]
         query = {parameter["name"]: parameter for parameter in parameters if parameter["in"] == "query"}
-        fields = {name: _resolved(spec, schema) for name, schema in spec["components"]["schemas"][record_schema]["properties"].items()}
+        fields = {name: resolved(spec, schema) for name, schema in spec["components"]["schemas"][record_schema]["properties"].items()}
         return cls(
             parameters=tuple(query),
             filters=frozenset(name for name in query if name in fields),

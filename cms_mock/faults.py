@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from cms_mock import metrics
 from cms_mock.errors import ApiError, FieldError, InjectedError, InvalidBody, StoreUnavailable
 from cms_mock.gate import OPERATION
+from cms_mock.spec_routes import resolved
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,6 @@ class Faults:
     """Each operation of a spec with the error statuses it declares, and the answers for them."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        responses = spec.get("components", {}).get("responses", {})
         self.declared: dict[str, dict[int, dict[str, Any]]] = {}
         self._bodiless: set[str] = set()
         """Operations without a request body: their 422s are about the query."""
@@ -44,7 +44,7 @@ class Faults:
                     declared = {}
                     for status, response in operation.get("responses", {}).items():
                         if status.isdigit() and int(status) >= 400:
-                            declared[int(status)] = responses[response["$ref"].rsplit("/", 1)[1]] if "$ref" in response else response
+                            declared[int(status)] = resolved(spec, response)
                     self.declared[operation["operationId"]] = declared
                     if "requestBody" not in operation:
                         self._bodiless.add(operation["operationId"])

@@ -8,6 +8,7 @@ read this table).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +58,11 @@ class Service:
     def load_spec(self) -> dict[str, Any]:
         return load_spec(self.spec_file)
 
-    def collection(self, spec: dict[str, Any]) -> Collection:
-        return Collection.of(spec, self.list_operation, self.record_schema)
+    @functools.cached_property
+    def collection(self) -> Collection:
+        """What the list's query parameters mean, read from the spec once per process (the app,
+        the store's columns and the command line ask the same question)."""
+        return Collection.of(self.load_spec(), self.list_operation, self.record_schema)
 
     @property
     def table(self) -> str:

@@ -15,6 +15,16 @@ _INTEGER = re.compile(r"[+-]?[0-9]{1,100}")
 _INT64 = (-(2**63), 2**63 - 1)
 
 
+def resolved(spec: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    """``node``, or what its local ``$ref`` (``#/components/...``) names."""
+    while "$ref" in node:
+        target: Any = spec
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
 @dataclasses.dataclass(frozen=True)
 class _Route:
     template: str

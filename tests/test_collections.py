@@ -298,7 +298,7 @@ def test_a_table_from_before_the_query_columns_gets_them_once(postgres):
     the indexes (rewriting the table once), later starts change nothing, and a change of the
     searched fields makes the search column anew."""
     url, service = postgres.database(), SERVICES["cms"]
-    fields = service.collection(service.load_spec()).fields
+    fields = service.collection.fields
 
     async def columns() -> list[str]:
         connection = await asyncpg.connect(url)

@@ -250,7 +250,7 @@ def test_concurrent_updates_of_one_record_are_each_made_once_in_some_order(store
 def test_find_filters_searches_sorts_and_pages_in_one_moment(store_of):
     """Every store answers a ``Query`` alike; PostgreSQL opened without ``fields`` (as here)
     reads the fields from each row's JSON instead of its columns, and must agree all the same."""
-    fields = SERVICES["profile"].collection(SERVICES["profile"].load_spec()).fields
+    fields = SERVICES["profile"].collection.fields
 
     async def scenario() -> None:
         async with store_of("profile") as store:
