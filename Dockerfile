@@ -8,11 +8,12 @@ ENV PYTHONUNBUFFERED=1 \
 WORKDIR /app
 
 # Dependencies first, from pyproject.toml alone, so source edits don't reinstall them.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt
 
-COPY *openapi.yaml hatch_build.py ./
+# README.md and the licence are the package's metadata: the wheel carries both.
+COPY README.md LICENSE* *openapi.yaml hatch_build.py ./
 COPY cms_mock ./cms_mock
 RUN pip install --no-deps . \
     && useradd --create-home --uid 10001 cms \
@@ -25,6 +26,7 @@ ENV HOST=0.0.0.0 \
 VOLUME ["/app/data"]
 EXPOSE 3001 8000
 
+# Probes PORT: set it when the container serves another port than 3001 (the profile service's 8000).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD python -c "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '3001'), timeout=2)"
 

@@ -136,9 +136,10 @@ def create_app(settings: Settings) -> AsyncApp:
         )
     if settings.metrics:
         app.add_middleware(MetricsPage, position=MiddlewarePosition.BEFORE_SWAGGER, service=service.key)
-    app.add_middleware(Documents, position=MiddlewarePosition.BEFORE_SWAGGER, spec=spec)
+    secured = bool(settings.api_key)  # the page offers Authorize only when a key is checked
+    app.add_middleware(Documents, position=MiddlewarePosition.BEFORE_SWAGGER, spec=spec, secured=secured)
     if control is not None:
-        app.add_middleware(Documents, position=MiddlewarePosition.BEFORE_SWAGGER, spec=control, prefix=admin.PREFIX)
+        app.add_middleware(Documents, position=MiddlewarePosition.BEFORE_SWAGGER, spec=control, prefix=admin.PREFIX, secured=secured)
     app.add_middleware(RequestGate, position=MiddlewarePosition.BEFORE_SWAGGER, routes=routes, assets=DOCS)
     app.add_middleware(BodyLimit, position=MiddlewarePosition.BEFORE_ROUTING, max_bytes=settings.max_body_bytes)
     if settings.api_key:

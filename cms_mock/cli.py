@@ -26,37 +26,59 @@ from cms_mock.errors import StoreRefused
 from cms_mock.logs import configure_logging
 from cms_mock.record_files import InvalidRecords, start_records
 from cms_mock.services import SERVICES, service
-from cms_mock.settings import Settings, SettingsError, parse_origins
+from cms_mock.settings import TABLE, Settings, SettingsError, flag_help, parse_origins
 from cms_mock.state_local import STATE_DIR
 from cms_mock.workers import SUPERVISOR
 
 
 def _parser() -> argparse.ArgumentParser:
+    only_variables = [setting for setting in TABLE if setting.flag is None]
+    width = max(len(str(setting.variable)) for setting in only_variables)
     parser = argparse.ArgumentParser(
         prog="cms-mock",
         description="Contract-first, stateful mocks of the CMS (port 3001) and Customer Profile (port 8000) services.",
-        epilog=(
-            "Every flag overrides its environment variable: HOST, PORT, DEBUG, CORS_ORIGINS, DATA_DIR, DATABASE_URL, DATABASE_TIMEOUT, "
-            "LOG_LEVEL, WORKERS, MAX_BODY_BYTES, JOURNAL_SIZE, METRICS. 'cms-mock export --help' and 'cms-mock import --help' move records between stores."
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(
+            [
+                "Each flag overrides the environment variable its help names. These settings have no flag: set them in the environment.",
+                *(f"  {setting.variable:<{width}}  {setting.meaning} (default {setting.default})" for setting in only_variables),
+                "",
+                "'cms-mock export --help' and 'cms-mock import --help' move records between stores.",
+            ]
         ),
     )
     parser.add_argument("words", nargs="*", metavar=f"[serve] {{{','.join(SERVICES)},all}}", help="what to serve (default: cms)")
-    parser.add_argument("--host", help="interface to listen on (default 0.0.0.0)")
-    parser.add_argument("--port", type=int, help=f"port (default {', '.join(f'{s.default_port} for {s.key}' for s in SERVICES.values())})")
+    parser.add_argument("--host", help=flag_help("--host"))
+    parser.add_argument("--port", type=int, help=flag_help("--port"))
     for entry in SERVICES.values():
-        parser.add_argument(f"--{entry.key}-port", type=int, default=entry.default_port, help=f"the {entry.key} port with 'all' (default {entry.default_port})")
+        parser.add_argument(f"--{entry.key}-port", type=int, help=f"the {entry.key} port with 'serve all' (default {entry.default_port})")
     transfer.add_store_flags(parser)
-    parser.add_argument("--in-memory", action="store_true", default=None, help="keep data in memory only, write nothing")
-    parser.add_argument("--no-admin", dest="admin_api", action="store_false", default=None, help="turn off the control plane under /__admin")
-    parser.add_argument("--fixtures", type=Path, help="records (the data file's format) that POST /__admin/reset puts back")
-    parser.add_argument("--no-metrics", dest="metrics", action="store_false", default=None, help="turn off GET /metrics and the figures behind it")
-    parser.add_argument("--journal-size", type=int, help="requests the journal (GET /__admin/requests) keeps; 0 turns it off (default 1000)")
-    parser.add_argument("--workers", type=int, help="uvicorn worker processes sharing the data directory (default 1)")
-    parser.add_argument("--log-level", help="critical, error, warning, info (default) or debug")
-    parser.add_argument("--debug", action="store_true", default=None, help="debug logging and response validation")
-    parser.add_argument("--cors-origins", type=parse_origins, help='allowed origins: a JSON list or comma-separated (default ["*"])')
+    parser.add_argument("--in-memory", action="store_true", default=None, help=flag_help("--in-memory"))
+    parser.add_argument("--no-admin", dest="admin_api", action="store_false", default=None, help=flag_help("--no-admin"))
+    parser.add_argument("--fixtures", type=Path, help=flag_help("--fixtures"))
+    parser.add_argument("--no-metrics", dest="metrics", action="store_false", default=None, help=flag_help("--no-metrics"))
+    parser.add_argument("--journal-size", type=int, help=flag_help("--journal-size"))
+    parser.add_argument("--workers", type=int, help=flag_help("--workers"))
+    parser.add_argument("--log-level", help=flag_help("--log-level"))
+    parser.add_argument("--debug", action="store_true", default=None, help=flag_help("--debug"))
+    parser.add_argument("--cors-origins", type=parse_origins, help=flag_help("--cors-origins"))
     parser.add_argument("--version", action="version", version=f"cms-mock {__version__}")
     return parser
+
+
+def _meaningless(args: argparse.Namespace, target: str) -> str | None:
+    """A flag given that the command would ignore: refused, so nobody believes it took effect."""
+    per_service = " / ".join(f"--{name}-port" for name in SERVICES)
+    if target == "all" and args.port is not None:
+        return f"--port has no meaning with 'serve all': use {per_service}"
+    given = [name for name in SERVICES if getattr(args, f"{name}_port") is not None]
+    if target != "all" and given:
+        return f"--{given[0]}-port has no meaning with 'serve {target}': use --port ({per_service} are for 'serve all')"
+    if args.in_memory and args.data_dir is not None:
+        return "--data-dir has no meaning with --in-memory: nothing is written"
+    if args.database_timeout is not None and args.database_url is None and not os.environ.get("DATABASE_URL", "").strip():
+        return "--database-timeout has no meaning without a database: give --database-url (or DATABASE_URL)"
+    return None
 
 
 def _target(words: Sequence[str]) -> str:
@@ -146,16 +168,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] in (["export"], ["import"]):
         return transfer.main(argv)
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     flags = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(Settings)}
     try:
         target = _target(args.words)
+        meaningless = _meaningless(args, target)
+        if meaningless:
+            parser.error(meaningless)
         names = list(SERVICES) if target == "all" else [target]
         all_settings = []
         for name in names:
             overrides = dict(flags, service=service(name).key)
             if target == "all":
-                overrides["port"] = getattr(args, f"{name}_port")
+                chosen = getattr(args, f"{name}_port")
+                overrides["port"] = service(name).default_port if chosen is None else chosen
             all_settings.append(Settings.from_env(None, **overrides))
         for settings in all_settings:
             settings.check_data_dir()

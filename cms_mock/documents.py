@@ -6,6 +6,11 @@ written, as JSON and as YAML, with one server added in front: ``/``, the server 
 it, whatever host and port it runs on. The Swagger UI page is connexion's, with the
 service's title, at ``/docs`` itself (connexion redirects it); its scripts and styles are
 still served by connexion under ``/docs/``.
+
+The page reads its own copy of the spec, ``/docs/openapi.json``: the spec as served when the
+service runs with ``API_KEY``, and without its security requirements when it does not, so
+that an open service shows no padlock on its operations and no Authorize button for a key
+nothing checks. ``/openapi.json`` keeps them: generated clients and tools need them.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from swagger_ui_bundle import swagger_ui_path
 from cms_mock.errors import ApiError
 
 DOCS = "/docs"
+PAGE_SPEC = f"{DOCS}/openapi.json"
 
 _PAGE = """<!DOCTYPE html>
 <html lang="en">
@@ -59,16 +65,37 @@ def served_spec(spec: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return {**spec, "servers": [this_server, *spec.get("servers", [])]}
 
 
+_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+def open_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` without security requirements (the document's and each operation's) and
+    without security schemes: what a service that checks no key asks of its callers."""
+    paths = {
+        path: {name: _without(operation, "security") if name in _METHODS else operation for name, operation in item.items()}
+        for path, item in spec["paths"].items()
+    }
+    components = spec.get("components", {})
+    return {**_without(spec, "security"), "paths": paths, "components": _without(components, "securitySchemes")}
+
+
+def _without(mapping: dict[str, Any], key: str) -> dict[str, Any]:
+    return {name: value for name, value in mapping.items() if name != key}
+
+
 class Documents:
     """Answers ``GET`` (and ``HEAD``) of the spec, the Swagger UI page and the favicon from bytes
-    built once; ``prefix``: where a second API (the control plane) serves its own."""
+    built once; ``prefix``: where a second API (the control plane) serves its own; ``secured``:
+    the service asks for a key (``API_KEY``), so its page offers Authorize."""
 
-    def __init__(self, app: ASGIApp, spec: dict[str, Any], prefix: str = "") -> None:
+    def __init__(self, app: ASGIApp, spec: dict[str, Any], prefix: str = "", secured: bool = False) -> None:
         self.app = app
         served = served_spec(spec, prefix)
-        page = _PAGE.format(title=html.escape(spec["info"]["title"]), spec_url=f"{prefix}/openapi.json").encode()
+        page_spec = served if secured else open_spec(served)
+        page = _PAGE.format(title=html.escape(spec["info"]["title"]), spec_url=f"{prefix}{PAGE_SPEC}").encode()
         self._documents = {
             f"{prefix}/openapi.json": (b"application/json", orjson.dumps(served)),
+            f"{prefix}{PAGE_SPEC}": (b"application/json", orjson.dumps(page_spec)),
             f"{prefix}/openapi.yaml": (b"application/yaml; charset=utf-8", yaml.safe_dump(served, sort_keys=False, allow_unicode=True).encode()),
             f"{prefix}{DOCS}": (b"text/html; charset=utf-8", page),  # no redirect to /docs/: the page's links are absolute
             f"{prefix}{DOCS}/": (b"text/html; charset=utf-8", page),

@@ -16,7 +16,7 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
-from cms_mock.errors import ApiError, InjectedError, InvalidBody, MalformedBody
+from cms_mock.errors import ApiError, InjectedError, InvalidBody, MalformedBody, MissingBody
 from cms_mock.logs import printable
 
 logger = logging.getLogger(__name__)
@@ -38,9 +38,11 @@ class DetailDialect:
 
 
 class ErrorDialect:
-    """The profile service's bodies: ``{"error": "message"}``; malformed JSON is a 400."""
+    """The profile service's bodies: ``{"error": "message"}``; a missing body or malformed JSON is a 400."""
 
     def render(self, error: ApiError) -> tuple[int, dict[str, Any]]:
+        if isinstance(error, MissingBody):
+            return 400, {"error": error.words}
         if isinstance(error, MalformedBody):
             return 400, {"error": f"Malformed JSON body: {error.errors[0].msg}"}
         if isinstance(error, InvalidBody):

@@ -91,6 +91,16 @@ class MalformedBody(InvalidBody):
         super().__init__([FieldError(("body",), msg, type_)])
 
 
+class MissingBody(MalformedBody):
+    """No body at all: Pydantic's "field required" at ``body`` for a FastAPI client; ``words``
+    for a dialect that writes one sentence."""
+
+    words = "Request body is required: send a JSON object"
+
+    def __init__(self) -> None:
+        super().__init__("field required", "value_error.missing")
+
+
 class BodyTooLarge(ApiError):
     status = 413
 

@@ -14,7 +14,7 @@ Each is a ``MockServer``: ``.url``, ``.reset()``, ``.load(records)``, ``.records
 ``.snapshot(name)``, ``.restore(name)``; what the code under test sent, ``.requests(**filters)``
 and ``.count(**matcher)``; failures on purpose, ``.fault(**rule)``; and ``.coverage()``: all
 through the control plane (``/__admin``). The standard library's HTTP client only: the plugin
-adds no dependency to the consumer's suite.
+adds no dependency to the consumer's suite (of cms-mock, it imports only its table of settings).
 """
 
 from __future__ import annotations
@@ -36,37 +36,14 @@ from typing import Any
 
 import pytest
 
+from cms_mock.settings import variables
+
 _SERVICES = {"cms": "cms-mock", "profile": "profile-mock"}
 """Each service's fixtures and options are named after these."""
 
-_SETTINGS = frozenset(
-    {
-        "DATABASE_URL",
-        "DATABASE_TIMEOUT",
-        "API_KEY",
-        "API_KEY_READS",
-        "ADMIN_API",
-        "FIXTURES",
-        "JOURNAL_SIZE",
-        "METRICS",
-        "PROMETHEUS_MULTIPROC_DIR",
-        "CMS_MOCK_STATE_DIR",
-        "CMS_MOCK_SUPERVISOR_PID",
-        "WORKERS",
-        "DEBUG",
-        "DATA_DIR",
-        "SERVICE",
-        "HOST",
-        "PORT",
-        "CORS_ORIGINS",
-        "LOG_LEVEL",
-        "MAX_BODY_BYTES",
-        "HEAD_TIMEOUT",
-        "MAX_HEAD_BYTES",
-        "MAX_CONNECTIONS",
-    }
-)
-"""cms-mock's settings: the consumer's own ``DATABASE_URL`` or ``API_KEY`` are not the mock's."""
+_SETTINGS = frozenset(variables())
+"""cms-mock's settings and what it tells its workers: the consumer's own ``DATABASE_URL`` or
+``API_KEY`` are not the mock's, so none reaches a server started here."""
 
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 """Loopback never goes through ``HTTP_PROXY``."""

@@ -14,6 +14,97 @@ from collections.abc import Mapping
 from pathlib import Path
 
 
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One row of ``TABLE``: how a setting is given, what it is when it is not, and what it does."""
+
+    variable: str | None
+    """The environment variable (None for a setting that is only a flag)."""
+    flag: str | None
+    """The ``cms-mock`` flag that overrides it (None: only the environment sets it)."""
+    default: str
+    meaning: str
+
+    @property
+    def help(self) -> str:
+        """The flag's line in ``cms-mock --help``."""
+        where = f"; environment variable {self.variable}" if self.variable else ""
+        return f"{self.meaning} (default {self.default}{where})"
+
+
+TABLE = (
+    Setting("HOST", "--host", "0.0.0.0", "interface to listen on"),
+    Setting("PORT", "--port", "3001 (cms), 8000 (profile)", "port of the one service served; 'serve all' takes one --<service>-port flag per service instead"),
+    Setting("DEBUG", "--debug", "false", "every response validated against the spec (a mismatch is a 500), and debug logging unless LOG_LEVEL is set"),
+    Setting("CORS_ORIGINS", "--cors-origins", '["*"]', 'allowed origins, as a JSON list (["http://a.test"]) or comma-separated'),
+    Setting("DATA_DIR", "--data-dir", "./data", "directory of the JSON data files, one per service (customers.json, profiles.json)"),
+    Setting("DATABASE_URL", "--database-url", "unset", "postgresql://user:password@host:port/dbname: keep records in PostgreSQL instead of DATA_DIR"),
+    Setting("DATABASE_TIMEOUT", "--database-timeout", "5", "seconds a request waits for the database (to connect, or for one statement) before it answers 503"),
+    Setting(
+        "LOG_LEVEL", "--log-level", "info", "critical, error, warning, info or debug; info logs one line per request (time, method, path, status, duration)"
+    ),
+    Setting("WORKERS", "--workers", "1", "uvicorn worker processes sharing one data directory (at most 4 per core)"),
+    Setting("MAX_BODY_BYTES", None, "1048576", "larger request bodies get a 413"),
+    Setting(
+        "HEAD_TIMEOUT",
+        None,
+        "10",
+        "seconds a connection has to send a complete request head (idle keep-alive time included); then 408, or closed if it sent nothing",
+    ),
+    Setting("MAX_HEAD_BYTES", None, "65536", "a larger request head (request line and headers) gets a 431, refused before it is read whole; at least 1024"),
+    Setting("MAX_CONNECTIONS", None, "2048", "open connections per process; more are closed as soon as they are accepted"),
+    Setting(
+        "API_KEY",
+        None,
+        "unset",
+        "when set, writes to the operations the spec secures, and every /__admin call, need this value in X-API-Key; empty means unset",
+    ),
+    Setting("API_KEY_READS", None, "false", "with API_KEY, reads (GET, HEAD) of the secured operations need the key too; /, /health and /docs stay open"),
+    Setting("ADMIN_API", "--no-admin", "true", "the control plane under /__admin; off (false, or the flag), every /__admin path is a 404"),
+    Setting("FIXTURES", "--fixtures", "unset", "a file of records in the data file's format: what POST /__admin/reset puts back instead of the samples"),
+    Setting(
+        "JOURNAL_SIZE",
+        "--journal-size",
+        "1000",
+        "requests the journal (GET /__admin/requests) keeps, the most recent; 0 turns it off (coverage still counts); at most 100,000",
+    ),
+    Setting(
+        "METRICS",
+        "--no-metrics",
+        "true",
+        "GET /metrics (Prometheus) and the figures behind it; off (false, or the flag), nothing is counted and the path is a 404",
+    ),
+    Setting("SERVICE", None, "cms", "which contract 'uvicorn cms_mock.app:app' serves (cms or profile); the cms-mock command takes it as 'serve NAME'"),
+    Setting(None, "--in-memory", "off", "keep records in memory only and write nothing (one worker, no DATABASE_URL)"),
+)
+"""Every setting, once: ``cms-mock --help``, the documentation's configuration page
+(``settings_markdown``) and the pytest plugin (which keeps a consumer's values of them from the
+servers it starts) are made from it."""
+
+PROCESS_VARIABLES = ("CMS_MOCK_STATE_DIR", "PROMETHEUS_MULTIPROC_DIR", "CMS_MOCK_SUPERVISOR_PID")
+"""Not settings: what ``cms-mock --workers N`` tells the workers it starts (the directories they
+share, its own pid). A value inherited from elsewhere would make a server share another's state."""
+
+
+def variables() -> tuple[str, ...]:
+    """Every environment variable cms-mock reads: the settings' and the ones it sets for its workers."""
+    return tuple(setting.variable for setting in TABLE if setting.variable) + PROCESS_VARIABLES
+
+
+def flag_help(flag: str) -> str:
+    """The help of a setting's flag, from its row."""
+    return next(setting.help for setting in TABLE if setting.flag == flag)
+
+
+def settings_markdown() -> str:
+    """``TABLE`` as the Markdown table the documentation's configuration page shows."""
+    rows = ["| Variable | Flag | Default | Meaning |", "|---|---|---|---|"]
+    for setting in TABLE:
+        cells = [f"`{value}`" if value else "" for value in (setting.variable, setting.flag, setting.default)]
+        rows.append(f"| {' | '.join(cells)} | {setting.meaning} |")
+    return "\n".join(rows) + "\n"
+
+
 class SettingsError(ValueError):
     """A setting has a value the service cannot use; the message names the variable."""
 

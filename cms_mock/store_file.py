@@ -426,7 +426,7 @@ class FileStore:
             return None  # unchanged, or deleted under us: memory holds the last acknowledged state
         if self._damaged is not None and self._damaged[0] == signature:
             return None  # still the damaged file: keep serving the last good state
-        logger.info("%s was changed by another process; re-reading it", self.path)
+        logger.debug("%s was changed by another process; re-reading it", self.path)
         try:
             records = datafile.load(self.path, known=self._records)
         except CorruptDataFile as exc:

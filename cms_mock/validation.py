@@ -23,12 +23,13 @@ import orjson
 import regress
 from connexion.datastructures import MediaTypeDict
 from connexion.json_schema import Draft4RequestValidator
+from connexion.lifecycle import ConnexionRequest
 from connexion.validators import AbstractRequestBodyValidator, ParameterValidator
 from jsonschema import FormatChecker, ValidationError, validators
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope
 
-from cms_mock.errors import FieldError, InvalidBody, MalformedBody
+from cms_mock.errors import FieldError, InvalidBody, MalformedBody, MissingBody
 
 FORMAT_CHECKER = FormatChecker(formats=())
 """Only the formats checked here are enforced; an address is checked by its schema's pattern alone."""
@@ -89,7 +90,7 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def parse_json(raw: bytes) -> Any:
     """Parse a body strictly: UTF-8, no NaN or Infinity, no lone surrogates, no duplicate keys."""
     if not raw.strip():
-        raise MalformedBody("field required", "value_error.missing")
+        raise MissingBody()
     try:
         orjson.loads(raw)  # rejects bad UTF-8, surrogates, NaN, nesting deeper than 1024
         return json.loads(raw, object_pairs_hook=_reject_duplicates)
@@ -134,15 +135,22 @@ def _describe(error: ValidationError) -> list[FieldError]:
     if kind == "maxLength":
         return [FieldError(loc, f"ensure this value has at most {limit} characters", "value_error.any_str.max_length")]
     if kind == "pattern":
-        custom = schema.get("x-error")  # the spec's own words for a pattern that has a meaning (an email address)
-        if custom:
-            return [FieldError(loc, custom["msg"], custom["type"])]
-        return [FieldError(loc, f'string does not match regex "{limit}"', "value_error.str.regex")]
+        return [pattern_problem(loc, schema)]
     if kind == "minimum":
         return [FieldError(loc, f"ensure this value is greater than or equal to {limit}", "value_error.number.not_ge")]
     if kind == "maximum":
         return [FieldError(loc, f"ensure this value is less than or equal to {limit}", "value_error.number.not_le")]
     return [FieldError(loc, error.message, f"value_error.{kind}")]
+
+
+def pattern_problem(loc: tuple[str | int, ...], schema: dict[str, Any]) -> FieldError:
+    """A value that does not match the schema's ``pattern``, in the spec's own words for it (its
+    ``x-error``: a regular expression is a rule for a machine, not an explanation for a person);
+    Pydantic's words for a schema without them."""
+    words = schema.get("x-error")
+    if words:
+        return FieldError(loc, words["msg"], words["type"])
+    return FieldError(loc, f'string does not match regex "{schema["pattern"]}"', "value_error.str.regex")
 
 
 def _leaves(validator: Any, error: ValidationError) -> list[ValidationError]:
@@ -215,25 +223,48 @@ class BodyValidator(AbstractRequestBodyValidator):
 class ParameterChecks(ParameterValidator):
     """Parameters checked by validators built once per parameter (connexion builds one, and
     deep-copies the parameter's schema, for every value of every request: 12 % of the CPU of a
-    GET by id, measured by ``cProfile`` under wrk). A query parameter its schema refuses is a 422
-    at ``["query", <name>]`` in Pydantic v1's words, as FastAPI answers it; a path or header
-    parameter keeps connexion's 400 and its message."""
+    GET by id, measured by ``cProfile`` under wrk). The query parameters their schemas refuse
+    are one 422 that lists every one, each at ``["query", <name>]`` in Pydantic v1's words, as
+    FastAPI answers them; a path or header parameter keeps connexion's 400 and its message."""
 
     _validators: dict[int, tuple[dict[str, Any], Any]] = {}  # noqa: RUF012 (keyed by the id of a spec's parameter, which it keeps alive)
 
     @staticmethod
-    def validate_parameter(parameter_type: str, value: Any, param: dict[str, Any], param_name: str | None = None) -> str | None:
-        if value is None or param.get("nullable"):
-            return ParameterValidator.validate_parameter(parameter_type, value, param, param_name)  # type: ignore[no-any-return]
+    def _errors(value: Any, param: dict[str, Any]) -> list[ValidationError]:
         known = ParameterChecks._validators.get(id(param))
         if known is None or known[0] is not param:
             known = ParameterChecks._validators[id(param)] = (param, RequestValidator(param.get("schema", param), format_checker=FORMAT_CHECKER))
-        errors = list(known[1].iter_errors(value))
-        if not errors:
-            return None
-        if parameter_type == "query":
-            raise InvalidBody([FieldError(("query", param["name"]), problem.msg, problem.type) for problem in _describe(errors[0])])
-        return str(errors[0])
+        return list(known[1].iter_errors(value))
+
+    @staticmethod
+    def _judged_here(value: Any, param: dict[str, Any]) -> bool:
+        """A value to check against the schema (connexion's own rules for a missing or null one)."""
+        return value is not None and not param.get("nullable")
+
+    @staticmethod
+    def validate_parameter(parameter_type: str, value: Any, param: dict[str, Any], param_name: str | None = None) -> str | None:
+        if not ParameterChecks._judged_here(value, param):
+            return ParameterValidator.validate_parameter(parameter_type, value, param, param_name)  # type: ignore[no-any-return]
+        errors = ParameterChecks._errors(value, param)
+        return str(errors[0]) if errors else None
+
+    def validate_query_parameter(self, param: dict[str, Any], request: ConnexionRequest) -> str | None:
+        """Connexion's check of a missing or null value; the values were judged in ``validate_request``."""
+        value = request.query_params.get(param["name"])
+        return None if self._judged_here(value, param) else self.validate_parameter("query", value, param)
+
+    def validate_request(self, request: ConnexionRequest) -> None:
+        """Every query value first, all in one 422; then connexion's checks of the rest."""
+        problems = [
+            FieldError(("query", param["name"]), problem.msg, problem.type)
+            for param in self.parameters.get("query", [])
+            if self._judged_here(value := request.query_params.get(param["name"]), param)
+            for error in self._errors(value, param)[:1]
+            for problem in _describe(error)
+        ]
+        if problems:
+            raise InvalidBody(problems)
+        super().validate_request(request)
 
 
 VALIDATOR_MAP = {"body": MediaTypeDict({"*/*json": BodyValidator}), "parameter": ParameterChecks}

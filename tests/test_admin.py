@@ -132,7 +132,7 @@ def test_the_control_plane_serves_its_own_document_and_page(client):
     assert "/__admin/reset" not in client.get("/openapi.json").json()["paths"]  # not in the service's spec
     page = client.get("/__admin/docs")
     assert page.status_code == 200
-    assert '"/__admin/openapi.json"' in page.text
+    assert '"/__admin/docs/openapi.json"' in page.text
 
 
 def test_off_the_control_plane_is_404_and_with_a_key_every_call_needs_it(tmp_path):

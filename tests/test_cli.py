@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cms_mock.settings import TABLE
 from tests.conftest import NEW_CUSTOMER, LiveServer, free_port, wait_healthy
 
 ROOT = Path(__file__).parent.parent
@@ -187,3 +189,37 @@ def test_the_uvicorn_app_attribute_is_built_once_and_leaves_a_hosts_logging_alon
     finally:
         root.removeHandler(handler)
         cms_mock.app._app_from_environment.cache_clear()
+
+
+REFUSED = [
+    (["serve", "all", "--port", "4105"], "--port has no meaning with 'serve all': use --cms-port / --profile-port"),
+    (["serve", "profile", "--cms-port", "4105"], "--cms-port has no meaning with 'serve profile': use --port"),
+    (["--profile-port", "4105"], "--profile-port has no meaning with 'serve cms': use --port"),
+    (["--in-memory", "--data-dir", "elsewhere"], "--data-dir has no meaning with --in-memory"),
+    (["--database-timeout", "3"], "--database-timeout has no meaning without a database"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), REFUSED, ids=[" ".join(r[0]) for r in REFUSED])
+def test_a_flag_the_command_would_ignore_is_refused_naming_the_right_one(tmp_path, args, message):
+    """Nothing starts (the default ports stay free) and the message says which flag to use."""
+    env = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
+    result = subprocess.run([sys.executable, "-m", "cms_mock", *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: cms-mock")
+    assert f"cms-mock: error: {message}" in result.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_help_lists_every_setting_from_the_table_and_no_flag_that_does_not_exist():
+    result = subprocess.run([sys.executable, "-m", "cms_mock", "serve", "--help"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())  # argparse wraps the flags' help
+    for setting in TABLE:
+        if setting.flag is None:
+            assert f"{setting.variable} {setting.meaning} (default {setting.default})" in text
+        elif setting.flag not in ("--data-dir", "--database-url", "--database-timeout"):  # transfer.add_store_flags writes its own help
+            assert setting.help in text, setting
+    offered = set(re.findall(r"--[a-z][a-z-]*", result.stdout.split("options:")[1].split("\n\n")[0]))
+    named = set(re.findall(r"--[a-z][a-z-]*", result.stdout))
+    assert named <= offered, named - offered

@@ -115,6 +115,22 @@ def test_malformed_json_is_400(profile_client, raw):
     assert set(response.json()) == {"error"}
 
 
+@pytest.mark.parametrize("raw", [None, b"", b"  "], ids=["no-body", "empty", "blank"])
+def test_a_change_without_a_body_says_a_body_is_required(profile_client, raw):
+    headers = {} if raw is None else {"content-type": "application/json"}
+    response = profile_client.patch("/customers/1", content=raw, headers=headers)
+    assert (response.status_code, response.json()) == (400, {"error": "Request body is required: send a JSON object"})
+
+
+@pytest.mark.parametrize("email", ["nope", "a@b@c", "@example.com", "ann@"])
+def test_an_email_without_one_at_sign_between_text_is_refused_in_words(profile_client, email):
+    response = profile_client.patch("/customers/1", json={"email": email})
+    assert (response.status_code, response.json()) == (
+        422,
+        {"error": "Validation failed: email: value is not a valid email address: it must contain one '@', with text on both sides and no control characters"},
+    )
+
+
 def test_create_gets_the_next_integer_id(profile_client):
     response = profile_client.post("/customers", json=NEW_PROFILE)
     assert response.status_code == 201

@@ -6,8 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from cms_mock.services import service
-from cms_mock.settings import MAX_WORKERS, Settings, SettingsError
+from cms_mock import cli, pytest_plugin
+from cms_mock.metrics import MULTIPROCESS
+from cms_mock.services import SERVICES, service
+from cms_mock.settings import MAX_WORKERS, PROCESS_VARIABLES, TABLE, Settings, SettingsError, settings_markdown, variables
+from cms_mock.state_local import STATE_DIR
+from cms_mock.workers import SUPERVISOR
 
 
 def test_defaults_match_the_seed():
@@ -111,3 +115,60 @@ def test_a_data_dir_that_cannot_be_made_is_refused(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(SettingsError, match=r"DATA_DIR .* cannot be made"):
         Settings(data_dir=tmp_path / "file" / "data").check_data_dir()
+
+
+class _Watched(dict):
+    """An environment that notes every name looked up in it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: set[str] = set()
+
+    def __contains__(self, name: object) -> bool:
+        self.asked.add(str(name))
+        return super().__contains__(name)
+
+    def get(self, name, default=None):  # type: ignore[no-untyped-def]
+        self.asked.add(name)
+        return super().get(name, default)
+
+
+def test_every_variable_settings_read_is_in_the_table():
+    env = _Watched()
+    Settings.from_env(env)
+    listed = {setting.variable for setting in TABLE}
+    assert env.asked
+    assert env.asked <= listed, env.asked - listed
+
+
+def test_the_table_names_each_variable_and_flag_once_and_the_process_variables_are_cms_mocks():
+    names = [s.variable for s in TABLE if s.variable] + [s.flag for s in TABLE if s.flag]
+    assert len(names) == len(set(names))
+    assert set(PROCESS_VARIABLES) == {STATE_DIR, MULTIPROCESS, SUPERVISOR}
+    assert set(variables()) == {s.variable for s in TABLE if s.variable} | set(PROCESS_VARIABLES)
+
+
+def test_the_pytest_plugin_keeps_every_variable_of_the_table_from_its_servers():
+    assert set(variables()) == pytest_plugin._SETTINGS
+
+
+def test_the_documentation_table_has_a_row_per_setting():
+    header, rule, *rows = settings_markdown().splitlines()
+    assert (header, rule) == ("| Variable | Flag | Default | Meaning |", "|---|---|---|---|")
+    assert len(rows) == len(TABLE)
+    for row, setting in zip(rows, TABLE, strict=True):
+        cells = [cell.strip() for cell in row.strip("|").split(" | ")]
+        assert cells == [
+            f"`{setting.variable}`" if setting.variable else "",
+            f"`{setting.flag}`" if setting.flag else "",
+            f"`{setting.default}`",
+            setting.meaning,
+        ]
+
+
+def test_every_flag_of_the_table_is_a_flag_of_the_command_and_every_settings_flag_is_in_the_table():
+    actions = {option: action for action in cli._parser()._actions for option in action.option_strings}
+    table = {setting.flag for setting in TABLE if setting.flag}
+    assert table <= set(actions)
+    per_service = {f"--{name}-port" for name in SERVICES}
+    assert set(actions) - table - per_service == {"-h", "--help", "--version"}

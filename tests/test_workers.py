@@ -187,3 +187,17 @@ def test_workers_stop_when_their_supervisor_is_killed(two_workers):
         time.sleep(0.1)
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{two_workers.url}/health", timeout=2)
+
+
+@pytest.mark.parametrize("level", ["info", "debug"])
+def test_a_worker_catching_up_with_the_others_writes_says_so_only_at_debug_level(tmp_path, level):
+    """Every write by one worker makes the other re-read the file: normal work, not news."""
+    server = LiveServer(tmp_path / "data", "--workers", "2", env={"LOG_LEVEL": level}).start()
+    try:
+        for n in range(20):  # a new connection each time, so both workers write and read
+            httpx.post(f"{server.url}/api/customers/", json={**NEW_CUSTOMER, "name": f"w{n}"}).raise_for_status()
+            httpx.get(f"{server.url}/api/customers/").raise_for_status()
+    finally:
+        assert server.stop() == 0
+    said = "changed by another process; re-reading it" in server.output()
+    assert said == (level == "debug"), server.output()[-2000:]

@@ -1,0 +1,19 @@
+"""MkDocs hook: the configuration page's table of settings comes from the one table in code.
+
+``cms_mock.settings.settings_markdown()`` also feeds ``cms-mock --help`` and the pytest plugin's
+list of variables it keeps from the servers it starts, so the page cannot name a setting, a flag
+or a default the software does not have.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cms_mock.settings import settings_markdown
+
+MARKER = "<!-- settings table -->"
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    """The marker, wherever a page has it, replaced by the table."""
+    return markdown.replace(MARKER, settings_markdown()) if MARKER in markdown else markdown
