@@ -76,9 +76,7 @@ def _meaningless(args: argparse.Namespace, target: str) -> str | None:
         return f"--{given[0]}-port has no meaning with 'serve {target}': use --port ({per_service} are for 'serve all')"
     if args.in_memory and args.data_dir is not None:
         return "--data-dir has no meaning with --in-memory: nothing is written"
-    if args.database_timeout is not None and args.database_url is None and not os.environ.get("DATABASE_URL", "").strip():
-        return "--database-timeout has no meaning without a database: give --database-url (or DATABASE_URL)"
-    return None
+    return transfer.meaningless_store_flag(args)
 
 
 def _target(words: Sequence[str]) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 from connexion.json_schema import resolve_refs
 
-from cms_mock.errors import MalformedBody
+from cms_mock.errors import MalformedBody, MissingBody
 from cms_mock.services import Service
 from cms_mock.validation import FORMAT_CHECKER, RequestValidator, collect_errors, parse_json
 
@@ -24,6 +24,8 @@ def read_records(chosen: Service, data: bytes) -> list[dict[str, Any]]:
     ``InvalidRecords`` listing every problem (where it is, and what)."""
     try:
         document = parse_json(data)
+    except MissingBody:
+        raise InvalidRecords("the file is empty: expected a JSON object of records keyed by id") from None
     except MalformedBody as exc:
         raise InvalidRecords(f"not a JSON document: {exc.errors[0].msg}") from None
     if not isinstance(document, dict):

@@ -33,6 +33,9 @@ STRING_ID = r"[^/\x00-\x1f\x7f]{1,256}"
 """A string id's text, one path segment (the same in ECMA-262 and Python). ``.`` and ``..``
 match it but clients that normalise paths cannot send them (documented)."""
 
+STRING_ID_RULE = "must be 1 to 256 characters, none of them '/' or a control character"
+"""What ``STRING_ID`` says, in words: an import's problem and the 422 of an id in a body."""
+
 
 def timestamp(after: str | None = None) -> str:
     """UTC now as the seed writes it, strictly later than ``after`` so updates always move it
@@ -86,7 +89,7 @@ class RecordRules:
             if isinstance(key, bool) or not isinstance(key, int) or not 1 <= key <= _LARGEST_GIVEN:
                 found.append(f"id: must be an integer from 1 to {_LARGEST_GIVEN}")
         elif not isinstance(key, str) or not re.fullmatch(STRING_ID, key):
-            found.append("id: must be 1 to 256 characters, none of them '/' or a control character")
+            found.append(f"id: {STRING_ID_RULE}")
         return found
 
     def complete(self, records: Iterable[dict[str, Any]], counted: Callable[[], int]) -> list[dict[str, Any]]:
@@ -106,7 +109,7 @@ class RecordRules:
         """The JSON Schema of an id given whole (fixtures): what ``problems`` checks, for clients."""
         if self.counted_ids:
             return {"type": "integer", "format": "int64", "minimum": 1, "maximum": _LARGEST_GIVEN}
-        return {"type": "string", "pattern": f"^{STRING_ID}$"}
+        return {"type": "string", "pattern": f"^{STRING_ID}$", "x-error": {"msg": STRING_ID_RULE, "type": "value_error.str.regex"}}
 
     def next_id(self, following: int, keys: Iterable[str]) -> int:
         """The next counted id once records with ``keys`` are in: after every one of them, and

@@ -6,8 +6,8 @@ import dataclasses
 import re
 from typing import Any
 
-from cms_mock.errors import FieldError, InvalidBody, InvalidParameter
-from cms_mock.validation import ecma_regex
+from cms_mock.errors import InvalidBody, InvalidParameter
+from cms_mock.validation import ecma_regex, pattern_problem
 
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 """The HTTP methods a path item may declare an operation for."""
@@ -30,7 +30,7 @@ class _Route:
     template: str
     regex: re.Pattern[str]
     integers: dict[str, dict[str, Any]]
-    patterns: dict[str, str]
+    patterns: dict[str, dict[str, Any]]
     operations: dict[str, dict[str, Any]]
     secured: frozenset[str]
 
@@ -70,9 +70,9 @@ class Found:
                 return InvalidParameter(f"Invalid {name}: {shown!r} must be at least {schema['minimum']}")
             if number > schema.get("maximum", _INT64[1]):
                 return InvalidParameter(f"Invalid {name}: {shown!r} must be at most {schema['maximum']}")
-        for name, pattern in self.route.patterns.items():
-            if ecma_regex(pattern).find(self.values[name]) is None:
-                return InvalidBody([FieldError(("path", name), f'string does not match regex "{pattern}"', "value_error.str.regex")])
+        for name, schema in self.route.patterns.items():
+            if ecma_regex(schema["pattern"]).find(self.values[name]) is None:
+                return InvalidBody([pattern_problem(("path", name), schema)])
         return None
 
 
@@ -94,7 +94,7 @@ class SpecRoutes:
             regex = re.sub(r"\\\{(\w+)\\\}", lambda m: f"(?P<{m.group(1)}>[^/]+)", re.escape(template))
             parameters = [p for p in item.get("parameters", []) if p.get("in") == "path"]
             integers = {p["name"]: p["schema"] for p in parameters if p["schema"].get("type") == "integer"}
-            patterns = {p["name"]: p["schema"]["pattern"] for p in parameters if p["schema"].get("type") == "string" and "pattern" in p["schema"]}
+            patterns = {p["name"]: p["schema"] for p in parameters if p["schema"].get("type") == "string" and "pattern" in p["schema"]}
             operations = {m.upper(): item[m] for m in METHODS if m in item}
             if "GET" in operations:
                 operations.setdefault("HEAD", operations["GET"])

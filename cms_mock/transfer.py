@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -25,15 +26,23 @@ from cms_mock.backends import make_store, where
 from cms_mock.errors import StoreRefused, StoreUnavailable
 from cms_mock.record_files import InvalidRecords, read_records
 from cms_mock.services import SERVICES, Service, service
-from cms_mock.settings import Settings, SettingsError
+from cms_mock.settings import Settings, SettingsError, flag_help
 from cms_mock.store import RecordStore
 
 
-def add_store_flags(parser: argparse.ArgumentParser) -> None:
-    """The flags that say where records live, shared by serving, exporting and importing."""
-    parser.add_argument("--data-dir", type=Path, help="directory of the JSON data files (default ./data)")
-    parser.add_argument("--database-url", help="postgresql://user:password@host:port/dbname: keep records in PostgreSQL instead")
-    parser.add_argument("--database-timeout", type=float, help="seconds a request waits for the database before a 503 (default 5)")
+def add_store_flags(parser: argparse.ArgumentParser, timeout_help: str | None = None) -> None:
+    """The flags that say where records live, shared by serving, exporting and importing;
+    ``timeout_help`` for a command whose ``--database-timeout`` is not a request's."""
+    parser.add_argument("--data-dir", type=Path, help=flag_help("--data-dir"))
+    parser.add_argument("--database-url", help=flag_help("--database-url"))
+    parser.add_argument("--database-timeout", type=float, help=timeout_help or flag_help("--database-timeout"))
+
+
+def meaningless_store_flag(args: argparse.Namespace) -> str | None:
+    """A store flag given that the command would ignore: refused, so nobody believes it took effect."""
+    if args.database_timeout is not None and args.database_url is None and not os.environ.get("DATABASE_URL", "").strip():
+        return "--database-timeout has no meaning without a database: give --database-url (or DATABASE_URL)"
+    return None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,14 +52,19 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, help="the file to write, atomically (default: standard output)")
     load = commands.add_parser("import", help="replace every record with a file's, all or nothing")
     load.add_argument("file", help="a file in the seed's format, or - for standard input")
-    for command in (export, load):
+    import_timeout = f"seconds the import may take in the database, connecting to commit (default {_IMPORT_TIMEOUT:g}; DATABASE_TIMEOUT is for requests)"
+    for command, timeout_help in ((export, None), (load, import_timeout)):
         command.add_argument("--service", choices=list(SERVICES), default="cms", help="whose records (default cms)")
-        add_store_flags(command)
+        add_store_flags(command, timeout_help)
+        command.set_defaults(command_parser=command)
     return parser
 
 
 def main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
+    meaningless = meaningless_store_flag(args)
+    if meaningless:
+        args.command_parser.error(meaningless)
     try:
         flags = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(Settings)}
         if args.command == "import" and flags["database_timeout"] is None:

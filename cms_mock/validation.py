@@ -58,14 +58,17 @@ def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: dict[str,
 
 
 def check_patterns(node: Any) -> None:
-    """Compile every ``pattern`` of a spec and check every ``x-error`` now, so a spec the server
-    cannot use stops the start instead of failing its first request with a 500."""
+    """Compile every ``pattern`` of a spec and check its ``x-error`` now, so a spec the server
+    cannot use stops the start instead of failing its first request with a 500, and no refusal
+    ever quotes a regular expression to a person."""
     if isinstance(node, dict):
         if isinstance(node.get("pattern"), str):
             try:
                 ecma_regex(node["pattern"])
             except regress.RegressError as exc:
                 raise ValueError(f"pattern {node['pattern']!r} is not an ECMA-262 regular expression: {exc}") from None
+            if "x-error" not in node:
+                raise ValueError(f"pattern {node['pattern']!r} has no x-error: say what a value breaking it does wrong, in words")
         if "x-error" in node and not {"msg", "type"} <= set(node["x-error"]):
             raise ValueError(f"x-error {node['x-error']!r} needs a msg and a type")
         for value in node.values():
@@ -145,12 +148,10 @@ def _describe(error: ValidationError) -> list[FieldError]:
 
 def pattern_problem(loc: tuple[str | int, ...], schema: dict[str, Any]) -> FieldError:
     """A value that does not match the schema's ``pattern``, in the spec's own words for it (its
-    ``x-error``: a regular expression is a rule for a machine, not an explanation for a person);
-    Pydantic's words for a schema without them."""
-    words = schema.get("x-error")
-    if words:
-        return FieldError(loc, words["msg"], words["type"])
-    return FieldError(loc, f'string does not match regex "{schema["pattern"]}"', "value_error.str.regex")
+    ``x-error``, which ``check_patterns`` requires): a regular expression is a rule for a
+    machine, not an explanation for a person."""
+    words = schema["x-error"]
+    return FieldError(loc, words["msg"], words["type"])
 
 
 def _leaves(validator: Any, error: ValidationError) -> list[ValidationError]:

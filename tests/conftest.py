@@ -7,6 +7,7 @@ depends on the server: ports, signals, restarts, concurrency.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -189,6 +190,9 @@ def node_bin() -> Path:
     if npm is None:
         require("npm", ".ci/run installs Node and npm")
     installed = NODE_DIR / "node_modules" / ".package-lock.json"
-    if not installed.exists() or installed.stat().st_mtime < (NODE_DIR / "package-lock.json").stat().st_mtime:
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True, capture_output=True, timeout=900)
+    # The suite runs in several processes (pytest-xdist): one installs while the others wait.
+    with (NODE_DIR / "package-lock.json").open("rb") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        if not installed.exists() or installed.stat().st_mtime < (NODE_DIR / "package-lock.json").stat().st_mtime:
+            subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True, capture_output=True, timeout=900)
     return NODE_DIR / "node_modules" / ".bin"

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from cms_mock import samples
+from cms_mock.records import STRING_ID_RULE
 from tests.conftest import NEW_CUSTOMER, NEW_PROFILE, LiveServer, build_client
 from tests.test_postgres import Writers
 from tests.test_schemathesis import schemathesis_finds_nothing
@@ -66,6 +67,9 @@ def test_an_invalid_record_is_a_422_saying_where_and_nothing_changes(client):
         refused = client.put("/__admin/records", json=body)
         assert refused.status_code == 422, body
         assert [p["loc"] for p in refused.json()["detail"]] == [loc]
+    for key in ("a/b", "x" * 257, "tab\there"):  # the id's pattern is made in code, with its words
+        refused = client.put("/__admin/records", json=[{"id": key, **NEW_CUSTOMER}])
+        assert refused.json()["detail"] == [{"loc": ["body", 0, "id"], "msg": STRING_ID_RULE, "type": "value_error.str.regex"}]
     assert client.get("/__admin/records").json() == before
 
 
@@ -110,7 +114,8 @@ def test_snapshots_save_list_restore_and_delete(client, tmp_path, backend):
 def test_a_snapshot_name_outside_the_rule_is_a_422(client, name):
     refused = client.put(f"/__admin/snapshots/{name}")
     assert refused.status_code == 422
-    assert refused.json()["detail"][0]["loc"] == ["path", "name"]
+    words = "must be 1 to 64 letters, digits, dots, underscores or hyphens"  # the parameter's x-error, never its regular expression
+    assert refused.json()["detail"] == [{"loc": ["path", "name"], "msg": words, "type": "value_error.str.regex"}]
 
 
 def test_the_profile_service_answers_in_its_dialect_and_keeps_ids_counting(profile_client):

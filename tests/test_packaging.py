@@ -1,5 +1,5 @@
 """What a service needs beyond its spec, handlers and entry is read from the services table:
-the wheel bundles every spec, and the image copies every spec."""
+the wheel bundles every spec, and the image copies every spec; the documents give CI's command."""
 
 from __future__ import annotations
 
@@ -27,3 +27,11 @@ def test_the_image_copies_the_spec_of_every_service():
     patterns = [p for line in re.findall(r"^COPY (.+) \./$", (ROOT / "Dockerfile").read_text(), re.MULTILINE) for p in line.split()]
     for service in SERVICES.values():
         assert any(Path(service.spec_file).match(pattern) for pattern in patterns), service.spec_file
+
+
+def test_the_readme_and_the_development_page_give_exactly_the_command_ci_runs():
+    """CI runs ``.ci/run``; a reader copies the command from the README or the docs."""
+    command = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert command.startswith("apt-get update && ") and command.endswith(".venv/bin/tox")
+    for page in ("README.md", "docs/development.md"):
+        assert command in (ROOT / page).read_text().splitlines(), page

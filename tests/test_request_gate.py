@@ -134,3 +134,14 @@ def test_docs_is_served_without_a_redirect(cms):
     assert response.status_code == 200
     assert 'src="/docs/swagger-ui-bundle.js"' in response.text
     assert httpx.get(f"{cms.url}/docs/swagger-ui-bundle.js").status_code == 200
+
+
+def test_a_path_parameter_outside_its_pattern_is_refused_in_words(cms, profile):
+    """In the parameter's ``x-error``, in each service's dialect, never as the regular expression it breaks."""
+    words = "must be 1 to 64 letters, digits, dots, underscores or hyphens"
+    refused = httpx.put(f"{cms.url}/__admin/snapshots/bad%20name")
+    assert refused.status_code == 422
+    assert refused.json() == {"detail": [{"loc": ["path", "name"], "msg": words, "type": "value_error.str.regex"}]}
+    refused = httpx.post(f"{profile.url}/__admin/snapshots/bad%20name/restore")
+    assert refused.status_code == 422
+    assert refused.json() == {"error": f"Validation failed: name: {words}"}

@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
-from cms_mock import samples
+from cms_mock import samples, transfer
+from cms_mock.settings import flag_help
 from tests.conftest import NEW_CUSTOMER, NEW_PROFILE, LiveServer
 from tests.postgres import Cluster
 
@@ -31,7 +33,7 @@ def test_from_the_file_to_postgresql_and_back_is_two_commands_each_way(tmp_path:
     assert (tmp_path / "out.json").read_bytes() == original  # the seed's format, byte for byte
 
     url = postgres.database()
-    loaded = cms_mock("import", str(tmp_path / "out.json"), "--database-url", url)
+    loaded = cms_mock("import", str(tmp_path / "out.json"), "--database-url", url, "--database-timeout", "60")
     assert loaded.returncode == 0, loaded.stderr
     assert b"imported 3 cms records" in loaded.stderr
     back = cms_mock("export", env={"DATABASE_URL": url})
@@ -84,11 +86,37 @@ def test_an_invalid_file_is_refused_whole_listing_every_problem_and_nothing_chan
 
 
 def test_a_file_that_is_not_records_is_refused(tmp_path: Path):
-    for content, said in ((b"[]", "not an object"), (b"{", "not a JSON document"), (b'{"a": 1, "a": 2}', "duplicate key")):
+    empty = "the file is empty: expected a JSON object of records keyed by id"
+    for content, said in ((b"[]", "not an object"), (b"{", "not a JSON document"), (b'{"a": 1, "a": 2}', "duplicate key"), (b"", empty), (b" \n", empty)):
         (tmp_path / "f.json").write_bytes(content)
         refused = cms_mock("import", str(tmp_path / "f.json"), "--data-dir", str(tmp_path / "data"))
         assert refused.returncode == 1
         assert said in refused.stderr.decode()
+        assert "field required" not in refused.stderr.decode()
+
+
+@pytest.mark.parametrize("command", [["export"], ["import", "f.json"]])
+def test_a_database_timeout_without_a_database_is_refused_naming_the_flags(tmp_path: Path, command: list[str]):
+    """As ``cms-mock serve`` refuses it: a flag that would be ignored is an error, and nothing is read or written."""
+    (tmp_path / "f.json").write_text("{}")
+    env = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "cms_mock", *command, "--database-timeout", "3"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"usage: cms-mock {command[0]}")
+    assert f"cms-mock {command[0]}: error: --database-timeout has no meaning without a database: give --database-url (or DATABASE_URL)" in result.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_each_command_states_the_database_timeout_it_uses():
+    """An import is one long change, so its own default; an export reads as a request does."""
+    helps = {name: " ".join(cms_mock(name, "--help").stdout.decode().split()) for name in ("export", "import")}  # argparse wraps the help
+    assert flag_help("--database-timeout") in helps["export"]
+    assert f"(default {transfer._IMPORT_TIMEOUT:g}; DATABASE_TIMEOUT is for requests)" in helps["import"]
+    assert flag_help("--database-timeout") not in helps["import"]
+    for name in ("--data-dir", "--database-url"):
+        assert all(flag_help(name) in text for text in helps.values())
 
 
 def test_an_import_beside_a_running_service_is_seen_by_it_at_once(tmp_path: Path):
