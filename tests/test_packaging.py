@@ -32,6 +32,7 @@ def test_the_image_copies_the_spec_of_every_service():
 def test_the_readme_and_the_development_page_give_exactly_the_command_ci_runs():
     """CI runs ``.ci/run``; a reader copies the command from the README or the docs."""
     command = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
-    assert command.startswith("apt-get update && ") and command.endswith(".venv/bin/tox")
+    assert command.startswith("apt-get update && ")
+    assert command.endswith(".venv/bin/tox")
     for page in ("README.md", "docs/development.md"):
         assert command in (ROOT / page).read_text().splitlines(), page
