@@ -13,7 +13,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && pip install -r /tmp/requirements.txt
 
 # README.md and the licence are the package's metadata: the wheel carries both.
-COPY README.md LICENSE* *openapi.yaml hatch_build.py ./
+COPY README.md LICENSE *openapi.yaml hatch_build.py ./
 COPY cms_mock ./cms_mock
 RUN pip install --no-deps . \
     && useradd --create-home --uid 10001 cms \

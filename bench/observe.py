@@ -39,7 +39,7 @@ from bench.run import RESULTS, Server, cpu_seconds, cpu_used, free_port, process
 SIZE = 10_000
 MODES = {"on": [], "off": ["--journal-size", "0", "--no-metrics"], "bare": ["--no-admin", "--no-metrics"]}
 """All on (the defaults); the journal and metrics off (coverage still counted: the control plane
-is on); the control plane and metrics off, nothing recorded (what issue 11 left)."""
+is on); the control plane and metrics off, nothing recorded."""
 OVERHEAD = 0.10
 GROWTH_MIB = 100.0
 

@@ -16,7 +16,7 @@ import orjson
 from connexion import request
 from starlette.responses import HTMLResponse, Response
 
-from cms_mock import coverage, state
+from cms_mock import coverage, exactjson, state
 from cms_mock.errors import ApiError, FieldError, InvalidBody
 from cms_mock.records import MADE, RecordRules
 from cms_mock.runtime import current, json_response
@@ -136,14 +136,18 @@ async def delete_snapshot(name: str) -> Response:
 
 
 async def list_requests(**query: Any) -> Response:
-    chosen = [entry for entry in await current().state.requests() if state.matches(entry, query)]
-    limit = query.get("limit")
-    return json_response(orjson.dumps({"requests": chosen[-limit:] if limit else chosen, "total": len(chosen)}))
+    page = await current().state.requests(_matcher(query), query.get("limit"))
+    return json_response(exactjson.dumps({"requests": page.entries, "total": page.total}))
 
 
 async def count_requests(body: dict[str, Any]) -> Response:
-    entries = await current().state.requests()
-    return json_response(orjson.dumps({"count": sum(1 for entry in entries if state.matches(entry, body))}))
+    page = await current().state.requests(_matcher(body), 0)
+    return json_response(orjson.dumps({"count": page.total}))
+
+
+def _matcher(given: dict[str, Any]) -> state.Matcher:
+    """The keys of a query or a count body that say which entries match (not ``limit``)."""
+    return {key: value for key, value in given.items() if key in (*state.HEAD_KEYS, "body")}
 
 
 async def clear_requests() -> Response:

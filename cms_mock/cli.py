@@ -32,8 +32,9 @@ from cms_mock.workers import SUPERVISOR
 
 
 def _parser() -> argparse.ArgumentParser:
-    only_variables = [setting for setting in TABLE if setting.flag is None]
-    width = max(len(str(setting.variable)) for setting in only_variables)
+    # SERVICE is for 'uvicorn cms_mock.app:app': this command takes the service as a word
+    only_variables = [(setting.variable, *setting.described(SERVICES.values())) for setting in TABLE if setting.flag is None and setting.variable != "SERVICE"]
+    width = max(len(str(variable)) for variable, _, _ in only_variables)
     parser = argparse.ArgumentParser(
         prog="cms-mock",
         description="Contract-first, stateful mocks of the CMS (port 3001) and Customer Profile (port 8000) services.",
@@ -41,27 +42,28 @@ def _parser() -> argparse.ArgumentParser:
         epilog="\n".join(
             [
                 "Each flag overrides the environment variable its help names. These settings have no flag: set them in the environment.",
-                *(f"  {setting.variable:<{width}}  {setting.meaning} (default {setting.default})" for setting in only_variables),
+                *(f"  {variable:<{width}}  {meaning} (default {default})" for variable, default, meaning in only_variables),
                 "",
                 "'cms-mock export --help' and 'cms-mock import --help' move records between stores.",
             ]
         ),
     )
     parser.add_argument("words", nargs="*", metavar=f"[serve] {{{','.join(SERVICES)},all}}", help="what to serve (default: cms)")
-    parser.add_argument("--host", help=flag_help("--host"))
-    parser.add_argument("--port", type=int, help=flag_help("--port"))
+    parser.add_argument("--host", help=flag_help("--host", SERVICES.values()))
+    parser.add_argument("--port", type=int, help=flag_help("--port", SERVICES.values()))
     for entry in SERVICES.values():
         parser.add_argument(f"--{entry.key}-port", type=int, help=f"the {entry.key} port with 'serve all' (default {entry.default_port})")
     transfer.add_store_flags(parser)
-    parser.add_argument("--in-memory", action="store_true", default=None, help=flag_help("--in-memory"))
-    parser.add_argument("--no-admin", dest="admin_api", action="store_false", default=None, help=flag_help("--no-admin"))
-    parser.add_argument("--fixtures", type=Path, help=flag_help("--fixtures"))
-    parser.add_argument("--no-metrics", dest="metrics", action="store_false", default=None, help=flag_help("--no-metrics"))
-    parser.add_argument("--journal-size", type=int, help=flag_help("--journal-size"))
-    parser.add_argument("--workers", type=int, help=flag_help("--workers"))
-    parser.add_argument("--log-level", help=flag_help("--log-level"))
-    parser.add_argument("--debug", action="store_true", default=None, help=flag_help("--debug"))
-    parser.add_argument("--cors-origins", type=parse_origins, help=flag_help("--cors-origins"))
+    parser.add_argument("--in-memory", action="store_true", default=None, help=flag_help("--in-memory", SERVICES.values()))
+    parser.add_argument("--fd", type=int, metavar="N", help=flag_help("--fd", SERVICES.values()))
+    parser.add_argument("--no-admin", dest="admin_api", action="store_false", default=None, help=flag_help("--no-admin", SERVICES.values()))
+    parser.add_argument("--fixtures", type=Path, help=flag_help("--fixtures", SERVICES.values()))
+    parser.add_argument("--no-metrics", dest="metrics", action="store_false", default=None, help=flag_help("--no-metrics", SERVICES.values()))
+    parser.add_argument("--journal-size", type=int, help=flag_help("--journal-size", SERVICES.values()))
+    parser.add_argument("--workers", type=int, help=flag_help("--workers", SERVICES.values()))
+    parser.add_argument("--log-level", help=flag_help("--log-level", SERVICES.values()))
+    parser.add_argument("--debug", action="store_true", default=None, help=flag_help("--debug", SERVICES.values()))
+    parser.add_argument("--cors-origins", type=parse_origins, help=flag_help("--cors-origins", SERVICES.values()))
     parser.add_argument("--version", action="version", version=f"cms-mock {__version__}")
     return parser
 
@@ -71,9 +73,16 @@ def _meaningless(args: argparse.Namespace, target: str) -> str | None:
     per_service = " / ".join(f"--{name}-port" for name in SERVICES)
     if target == "all" and args.port is not None:
         return f"--port has no meaning with 'serve all': use {per_service}"
+    if target == "all" and "PORT" in os.environ:
+        return f"the environment's PORT has no meaning with 'serve all': unset it, and use {per_service}"
     given = [name for name in SERVICES if getattr(args, f"{name}_port") is not None]
     if target != "all" and given:
         return f"--{given[0]}-port has no meaning with 'serve {target}': use --port ({per_service} are for 'serve all')"
+    if args.fd is not None and target == "all":
+        return "--fd has no meaning with 'serve all': one socket serves one service"
+    bound = [flag for flag in ("host", "port") if getattr(args, flag) is not None]
+    if args.fd is not None and bound:
+        return f"--{bound[0]} has no meaning with --fd: the socket is bound already"
     if args.in_memory and args.data_dir is not None:
         return "--data-dir has no meaning with --in-memory: nothing is written"
     return transfer.meaningless_store_flag(args)
@@ -89,10 +98,24 @@ def _target(words: Sequence[str]) -> str:
     return words[0] if words else "cms"
 
 
+def _listening(fd: int) -> socket.socket:
+    """The socket ``--fd`` names, once it is known to be one a server can accept connections on."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except (OSError, ValueError) as exc:
+        raise SettingsError(f"--fd {fd} is not an open socket: {getattr(exc, 'strerror', None) or exc}") from None
+    if sock.type != socket.SOCK_STREAM or not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+        sock.detach()  # not ours to close
+        raise SettingsError(f"--fd {fd} is not a listening stream socket: bind it and listen before starting cms-mock")
+    return sock
+
+
 class _Server(uvicorn.Server):
     """A uvicorn server that leaves signal handling to ``_serve``, so several can share a process."""
 
     exit_code = 0
+    inherited: list[socket.socket] | None = None
+    """The socket of ``--fd``, served instead of binding HOST:PORT."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -100,7 +123,7 @@ class _Server(uvicorn.Server):
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         try:
-            await super().serve(sockets)
+            await super().serve(sockets if sockets is not None else self.inherited)
         except SystemExit as exc:  # uvicorn exits 3 when an app cannot start; its log said why
             self.exit_code = int(exc.code or 0)
 
@@ -182,6 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 chosen = getattr(args, f"{name}_port")
                 overrides["port"] = service(name).default_port if chosen is None else chosen
             all_settings.append(Settings.from_env(None, **overrides))
+        if all_settings[0].fd is not None and all_settings[0].workers > 1:
+            raise SettingsError("--fd cannot be combined with several workers: one process serves the socket")
+        inherited = None if all_settings[0].fd is None else [_listening(all_settings[0].fd)]
         for settings in all_settings:
             settings.check_data_dir()
             start_records(service(settings.service), settings.fixtures)
@@ -212,4 +238,5 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         return 0
     servers = [_Server(_config(settings)) for settings in all_settings]
+    servers[0].inherited = inherited
     return asyncio.run(_serve(servers))

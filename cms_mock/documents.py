@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
 from cms_mock.errors import ApiError
+from cms_mock.spec_routes import METHODS
 
 DOCS = "/docs"
 PAGE_SPEC = f"{DOCS}/openapi.json"
@@ -65,14 +66,11 @@ def served_spec(spec: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return {**spec, "servers": [this_server, *spec.get("servers", [])]}
 
 
-_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
-
-
 def open_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """``spec`` without security requirements (the document's and each operation's) and
     without security schemes: what a service that checks no key asks of its callers."""
     paths = {
-        path: {name: _without(operation, "security") if name in _METHODS else operation for name, operation in item.items()}
+        path: {name: _without(operation, "security") if name in METHODS else operation for name, operation in item.items()}
         for path, item in spec["paths"].items()
     }
     components = spec.get("components", {})

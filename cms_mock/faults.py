@@ -17,7 +17,8 @@ import logging
 import re
 from typing import Any
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cms_mock import metrics
 from cms_mock.errors import ApiError, FieldError, InjectedError, InvalidBody, StoreUnavailable
@@ -29,6 +30,9 @@ logger = logging.getLogger(__name__)
 _PREFER_CODE = re.compile(r"(?:^|[,;\s])code\s*=\s*\"?([1-5][0-9]{2})\"?(?=$|[,;\s])", re.IGNORECASE)
 
 _HEADER_VALUES = {"WWW-Authenticate": 'ApiKey header="X-API-Key"'}
+
+_BODY_HEADERS = (b"content-length", b"transfer-encoding")
+"""A request without either has no body to read."""
 
 
 class Faults:
@@ -96,7 +100,10 @@ class FaultInjector:
 
     Sits after the API key guard and the body limit: a request they refuse is refused, and uses
     up no rule; and inside connexion's exception handling, so its errors have the contract's shape.
-    A request answered by ``Prefer`` is not counted by the rules.
+    A request answered by ``Prefer`` is not counted by the rules. When a fault may answer, the
+    request's body is read first, through the body limit (a chunked body over it is refused
+    before any rule is used), so the journal has what the client sent whatever answered it;
+    the operation, when no fault answers, is handed the body as read.
     """
 
     def __init__(self, app: ASGIApp, service: str, faults: Faults, rules: bool) -> None:
@@ -107,23 +114,31 @@ class FaultInjector:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         operation = scope.get(OPERATION)
-        if scope["type"] == "http" and operation in self.faults.declared:
-            await self._inject(scope, operation)
-        await self.app(scope, receive, send)
-
-    async def _inject(self, scope: Scope, operation: str) -> None:
+        if scope["type"] != "http" or operation not in self.faults.declared:
+            await self.app(scope, receive, send)
+            return
         prefer = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"prefer"), None)
         fault = self.faults.preferred(operation, prefer)
-        if fault is None and self.rules:
-            rule = await self._rule(scope, operation)
-            if rule is not None:
-                if rule.get("delay_ms"):
-                    await asyncio.sleep(rule["delay_ms"] / 1000)
-                if rule.get("status"):
-                    fault = self.faults.error(operation, rule["status"], f"fault rule {rule['id']}")
+        if fault is None and not self.rules:
+            await self.app(scope, receive, send)
+            return
+        if any(name in _BODY_HEADERS for name, _ in scope["headers"]):
+            receive = await _read_ahead(receive)
+        if fault is None:
+            fault = await self._ruled(scope, operation)
         if fault is not None:
             metrics.FAULTS.labels(self.service, operation, str(fault.status)).inc()
             raise fault
+        await self.app(scope, receive, send)
+
+    async def _ruled(self, scope: Scope, operation: str) -> ApiError | None:
+        """The fault of the first rule that hits, after the rule's delay."""
+        rule = await self._rule(scope, operation)
+        if rule is None:
+            return None
+        if rule.get("delay_ms"):
+            await asyncio.sleep(rule["delay_ms"] / 1000)
+        return self.faults.error(operation, rule["status"], f"fault rule {rule['id']}") if rule.get("status") else None
 
     @staticmethod
     async def _rule(scope: Scope, operation: str) -> dict[str, Any] | None:
@@ -133,3 +148,23 @@ class FaultInjector:
             logger.warning("fault rules could not be read: %s", exc.reason)
             return None
         return rule
+
+
+async def _read_ahead(receive: Receive) -> Receive:
+    """Reads a request's body to its end, and gives what reads it next the body as one message,
+    then ``receive`` itself. A client that leaves first gets no answer (the request gate lets it
+    go, as it does when the operation reads the body)."""
+    parts = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    pending = [{"type": "http.request", "body": b"".join(parts), "more_body": False}]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay

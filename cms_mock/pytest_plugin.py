@@ -1,11 +1,11 @@
-"""A pytest plugin for test suites that talk to cms-mock: ``pip install cms-mock`` registers it.
+"""A pytest plugin for test suites that talk to cms-mock: ``pip install 'cms-mock[pytest]'`` registers it.
 
 Fixtures, with no configuration:
 
 - ``cms_mock_server`` / ``profile_mock_server`` (session): a real server of that service
   (``cms-mock`` under uvicorn, a subprocess) on a free port over its own temporary data
-  directory, stopped at the end of the session; or, with ``--cms-mock-url`` /
-  ``--profile-mock-url``, a server that is already running.
+  directory, stopped at the end of the session however the session ends; or, with
+  ``--cms-mock-url`` / ``--profile-mock-url``, a server that is already running.
 - ``cms_mock`` / ``profile_mock`` (function): the session's server, reset before the test
   (its coverage counts kept: the coverage after a run is the whole run's;
   ``--cms-mock-coverage FILE`` writes it as a page at the end).
@@ -14,11 +14,14 @@ Each is a ``MockServer``: ``.url``, ``.reset()``, ``.load(records)``, ``.records
 ``.snapshot(name)``, ``.restore(name)``; what the code under test sent, ``.requests(**filters)``
 and ``.count(**matcher)``; failures on purpose, ``.fault(**rule)``; and ``.coverage()``: all
 through the control plane (``/__admin``). The standard library's HTTP client only: the plugin
-adds no dependency to the consumer's suite (of cms-mock, it imports only its table of settings).
+adds no dependency to the consumer's suite (of cms-mock, it imports only its table of settings
+and what ties a server's life to the process that started it).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import signal
@@ -26,6 +29,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -37,6 +41,7 @@ from typing import Any
 import pytest
 
 from cms_mock.settings import variables
+from cms_mock.workers import tie_to_supervisor
 
 _SERVICES = {"cms": "cms-mock", "profile": "profile-mock"}
 """Each service's fixtures and options are named after these."""
@@ -52,9 +57,12 @@ _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 class MockServer:
     """One running cms-mock service, driven through its control plane."""
 
-    def __init__(self, url: str, process: subprocess.Popen[bytes] | None = None) -> None:
+    def __init__(self, url: str, process: subprocess.Popen[bytes] | None = None, listener: socket.socket | None = None) -> None:
         self.url = url.rstrip("/")
         self._process = process
+        self._listener = listener
+        """The server's listening socket, kept open here until the server has stopped: while it
+        is, no other process can take the port, so whatever answers on it is this server."""
 
     def reset(self, keep_coverage: bool = False) -> None:
         """Every record back to the start state (the samples, or the fixtures file's); the
@@ -107,6 +115,8 @@ class MockServer:
             return str(response.read().decode("utf-8"))
 
     def _call(self, method: str, path: str, body: object = None) -> Any:
+        if self._process is not None and self._process.poll() is not None:  # its port still accepts: the call would wait for nobody
+            raise AssertionError(f"cms-mock at {self.url} has exited with {self._process.returncode}")
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.url + path, data=data, method=method, headers={"Content-Type": "application/json"})
         if self._process is None and os.environ.get("API_KEY"):  # a server of the consumer's (--cms-mock-url)
@@ -121,6 +131,7 @@ class MockServer:
         return json.loads(payload) if payload else None
 
     def stop(self) -> None:
+        """Stop the server this plugin started, then give up its port."""
         if self._process is not None and self._process.poll() is None:
             os.killpg(self._process.pid, signal.SIGTERM)
             try:
@@ -128,25 +139,44 @@ class MockServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self._process.pid, signal.SIGKILL)
                 self._process.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        if self._listener is not None:
+            self._listener.close()
 
 
 def start_server(service: str, data_dir: Path, fixtures: Path | None = None, timeout: float = 30) -> MockServer:
-    """A new server of ``service`` on a free loopback port, once its ``/health`` answers 200."""
-    port = _free_port()
-    # -P: the consumer's working directory is not on the path, so nothing there named cms_mock runs
-    command = [sys.executable, "-P", "-m", "cms_mock", "serve", service, "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
-    command += ["--log-level", "warning", *(["--fixtures", str(fixtures)] if fixtures else [])]
-    log = data_dir.parent / f"{service}-mock.log"
-    env = {name: value for name, value in os.environ.items() if name not in _SETTINGS}
-    with open(log, "wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    server = MockServer(f"http://127.0.0.1:{port}", process)
+    """A new server of ``service`` on a free loopback port, once its ``/health`` answers 200.
+
+    The port is bound here, before the server starts, and the listening socket is handed to it
+    (``--fd``): the port is never free between its choice and the server's start, so another
+    process (another pytest-xdist worker's server) cannot take it and be taken for this one.
+    The server asks to be stopped when this process ends, however it ends (``workers``): call
+    this from a thread that lives as long as the server should.
+    """
+    listener = socket.socket()
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(128)
+        port = listener.getsockname()[1]
+        # -P: the consumer's working directory is not on the path, so nothing there named cms_mock runs
+        command = [sys.executable, "-P", "-m", "cms_mock", "serve", service, "--fd", str(listener.fileno()), "--data-dir", str(data_dir)]
+        command += ["--log-level", "warning", *(["--fixtures", str(fixtures)] if fixtures else [])]
+        log = data_dir.parent / f"{service}-mock.log"
+        env = {name: value for name, value in os.environ.items() if name not in _SETTINGS}
+        with open(log, "wb") as output:
+            # preexec_fn runs in the child before exec: tied to this process before it runs any code of its own
+            process = subprocess.Popen(
+                command,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                pass_fds=(listener.fileno(),),
+                preexec_fn=functools.partial(tie_to_supervisor, os.getpid()),
+            )
+    except BaseException:
+        listener.close()
+        raise
+    server = MockServer(f"http://127.0.0.1:{port}", process, listener)
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -174,6 +204,51 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption(f"--{name}-coverage", default=None, type=Path, help=f"write the {service} service's contract coverage page (HTML) here at the end")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the run is: pytest stops as it does on Ctrl-C, tearing every fixture down."""
+
+
+@contextlib.contextmanager
+def _sigterm_ends_the_run() -> Iterator[None]:
+    """While it lasts, SIGTERM (a CI's cancel, ``timeout``, ``docker stop``) ends the run as Ctrl-C does.
+
+    SIGTERM's default ends this process at once: no fixture's teardown, so a temporary directory
+    stays behind (the server stops either way: it asked to be told of this process's end). A
+    handler someone else installed is theirs and stays, and outside the main thread Python cannot
+    handle signals: both leave SIGTERM as it was.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+        raise Terminated("SIGTERM: the run stops; every fixture's teardown runs")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGTERM) is interrupt:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def running_server(service: str, fixtures: Path | None = None) -> Iterator[MockServer]:
+    """A server of ``service`` over a temporary directory of its own, for as long as this lasts.
+
+    Whatever ends the run, the server ends with it: a normal end or Ctrl-C stops it here, SIGTERM
+    is turned into Ctrl-C so that this teardown runs too, and if this process is killed outright
+    the server stops itself. The directory goes with the teardown; the server removes nothing.
+    """
+    with tempfile.TemporaryDirectory(prefix=f"{service}-mock-") as work, _sigterm_ends_the_run():
+        server = start_server(service, Path(work) / "data", fixtures)
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
 def _session_server(request: pytest.FixtureRequest, service: str) -> Iterator[MockServer]:
     name = _SERVICES[service].replace("-", "_")
     url = request.config.getoption(f"{name}_url")
@@ -181,14 +256,10 @@ def _session_server(request: pytest.FixtureRequest, service: str) -> Iterator[Mo
     if url:
         yield MockServer(url)
         return
-    with tempfile.TemporaryDirectory(prefix=f"{service}-mock-") as work:
-        server = start_server(service, Path(work) / "data", request.config.getoption(f"{name}_fixtures"))
-        try:
-            yield server
-            if page:
-                page.write_text(server.coverage_page(), encoding="utf-8")
-        finally:
-            server.stop()
+    with running_server(service, request.config.getoption(f"{name}_fixtures")) as server:
+        yield server
+        if page:
+            page.write_text(server.coverage_page(), encoding="utf-8")
 
 
 @pytest.fixture(scope="session")

@@ -34,14 +34,16 @@ def read_records(chosen: Service, data: bytes) -> list[dict[str, Any]]:
     validator = RequestValidator(schema, format_checker=FORMAT_CHECKER)
     problems = []
     for key, record in document.items():
-        for error in collect_errors(validator, schema, record):
+        errors = collect_errors(validator, schema, record)
+        for error in errors:
             problems.append(f"record {key!r}: {'.'.join(map(str, error.loc[1:])) or 'record'}: {error.msg}")
         if isinstance(record, dict):
-            problems.extend(f"record {key!r}: {problem}" for problem in chosen.rules.problems(record))
+            refused = {str(error.loc[1]) for error in errors if len(error.loc) > 1}  # said once, by the schema
+            problems.extend(f"record {key!r}: {problem}" for problem in chosen.rules.problems(record) if problem.partition(": ")[0] not in refused)
             if str(record.get("id")) != key:
                 problems.append(f"record {key!r}: its id {record.get('id')!r} is not its key")
     if problems:
-        raise InvalidRecords(f"{len(problems)} problems, nothing was imported:\n" + "\n".join(problems))
+        raise InvalidRecords(f"{len(problems)} problem{'s' if len(problems) > 1 else ''}, nothing was imported:\n" + "\n".join(problems))
     return list(document.values())
 
 

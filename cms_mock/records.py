@@ -6,9 +6,9 @@ decided here once, so the JSON file, memory and PostgreSQL cannot drift apart.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
+import itertools
 import re
 import uuid
 from collections.abc import Callable, Iterable
@@ -16,18 +16,25 @@ from typing import Any, Literal
 
 import orjson
 
-from cms_mock.errors import RecordNotFound
+from cms_mock.errors import NOTHING_CHANGED, ApiError, FieldError, InvalidBody, RecordNotFound
 
 IdPolicy = Literal["uuid4", "int"]
 
 MADE = ("id", "created_at", "updated_at")
 """The fields a store makes; every other field comes from the client."""
 
-_LARGEST_GIVEN = 2**53 - 1
-"""The largest integer id a record given whole (fixtures, an import) may have: exact in every
-JSON client (a JavaScript number), and far enough below int64's largest (the spec's ``format``,
-what PostgreSQL's sequence holds) that ids made after it never run out: a given
-``2**63 - 1`` once made the next created profile ``2**63``, outside every int64 client."""
+LARGEST_ID = 2**53 - 1
+"""The largest integer id a record may have, given whole (fixtures, an import) or made by a
+create: exact in every JSON client (a JavaScript number), and one limit for both, so whatever
+the service holds, its own export imports. Past it a create is refused, never made."""
+
+_IDS_GIVEN = f"every id from 1 to {LARGEST_ID} (2^53 - 1, the largest exact in every JSON client) has been given out"
+
+_LAST = dt.datetime.max
+"""The last instant a timestamp can name (9999-12-31T23:59:59.999999): an ``updated_at`` there
+could never move forward again, so no record may be given one."""
+
+_TICK = dt.timedelta(microseconds=1)
 
 STRING_ID = r"[^/\x00-\x1f\x7f]{1,256}"
 """A string id's text, one path segment (the same in ECMA-262 and Python). ``.`` and ``..``
@@ -37,14 +44,43 @@ STRING_ID_RULE = "must be 1 to 256 characters, none of them '/' or a control cha
 """What ``STRING_ID`` says, in words: an import's problem and the 422 of an id in a body."""
 
 
-def timestamp(after: str | None = None) -> str:
-    """UTC now as the seed writes it, strictly later than ``after`` so updates always move it
-    (even when another instance's clock is ahead of ours)."""
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    if after is not None:
-        with contextlib.suppress(ValueError, OverflowError):  # fixtures may hold any text of the pattern (2024-02-30, 9999-12-31...)
-            now = max(now, dt.datetime.fromisoformat(after) + dt.timedelta(microseconds=1))
-    return now.strftime("%Y-%m-%dT%H:%M:%S.%f")
+def timestamp() -> str:
+    """UTC now as the seed writes it."""
+    return _written(_now())
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _written(moment: dt.datetime) -> str:
+    """As the seed writes a time (``isoformat`` pads every year to four digits; ``strftime`` does not)."""
+    return moment.isoformat(timespec="microseconds")
+
+
+def _time_problems(record: dict[str, Any]) -> list[str]:
+    """What is wrong with a record's given timestamps: a text of the pattern that names no
+    instant (2026-02-30, hour 25, year 0), the last instant there is, or ``updated_at`` before
+    ``created_at``. A value that is not the seed's writing is the schema's to refuse."""
+    found = []
+    moments: dict[str, dt.datetime] = {}
+    for field in ("created_at", "updated_at"):
+        value = record.get(field)
+        if not isinstance(value, str):
+            continue
+        try:
+            moment = dt.datetime.fromisoformat(value)
+        except ValueError as exc:
+            found.append(f"{field}: is not a real time: {exc}")
+            continue
+        if _written(moment) != value:
+            continue
+        if moment == _LAST:
+            found.append(f"{field}: is the last time there is ({value}): updated_at must have room to move forward")
+        moments[field] = moment
+    if len(moments) == 2 and moments["updated_at"] < moments["created_at"]:
+        found.append(f"updated_at: must not be before created_at ({record['created_at']})")
+    return found
 
 
 def dump(record: dict[str, Any]) -> bytes:
@@ -78,37 +114,57 @@ class RecordRules:
     def not_found(self, key: str) -> RecordNotFound:
         return RecordNotFound(key, f"{self.noun} with ID {key} not found")
 
+    def no_id_left(self) -> ApiError:
+        """A create past ``LARGEST_ID``: refused, nothing stored (422: the request is fine, the
+        service cannot make what it asks)."""
+        return ApiError(f"No id is left to give: {_IDS_GIVEN}; nothing was stored", status=422)
+
     def problems(self, record: dict[str, Any]) -> list[str]:
         """What a record given whole (an import, fixtures) must be beyond its schema: an id (when
-        given) of this service's kind that a path can reach. Each problem as ``field: what is wrong``."""
+        given) of this service's kind that a path can reach, and timestamps that are real times,
+        in order, with room for ``updated_at`` to move forward. Each problem as ``field: what is wrong``."""
         found = []
         key = record.get("id")
         if "id" not in record:
             pass  # made as on create, or required by the schema
         elif self.counted_ids:
-            if isinstance(key, bool) or not isinstance(key, int) or not 1 <= key <= _LARGEST_GIVEN:
-                found.append(f"id: must be an integer from 1 to {_LARGEST_GIVEN}")
+            if isinstance(key, bool) or not isinstance(key, int) or not 1 <= key <= LARGEST_ID:
+                found.append(f"id: must be an integer from 1 to {LARGEST_ID}")
         elif not isinstance(key, str) or not re.fullmatch(STRING_ID, key):
             found.append(f"id: {STRING_ID_RULE}")
-        return found
+        return found + _time_problems(record)
 
     def complete(self, records: Iterable[dict[str, Any]], counted: Callable[[], int]) -> list[dict[str, Any]]:
         """Records given to ``PUT /__admin/records`` with what was left out made as on create:
-        an id (``counted()`` gives the next counted one), and timestamps of now. Fields in the
-        order a created record has them: id, the rest, then the timestamps."""
+        an id (``counted()`` gives the next counted one; past ``LARGEST_ID`` the whole is
+        refused), and timestamps of now, in order with a given one. Fields in the order a
+        created record has them: id, the rest, then the timestamps."""
         now = timestamp()
         made = []
-        for record in records:
+        for index, record in enumerate(records):
             new_id = record["id"] if "id" in record else counted() if self.counted_ids else str(uuid.uuid4())
-            created = record.get("created_at", now)
+            if isinstance(new_id, int) and new_id > LARGEST_ID:
+                raise InvalidBody([FieldError(("body", index, "id"), f"no id is left to give: {_IDS_GIVEN}", "value_error.id")])
+            created = record.get("created_at", min(now, record.get("updated_at", now)))
             fields = {name: value for name, value in record.items() if name not in MADE}
             made.append({"id": new_id, **fields, "created_at": created, "updated_at": record.get("updated_at", max(created, now))})
         return made
 
+    def completed(self, records: Iterable[dict[str, Any]], following: int) -> tuple[list[dict[str, Any]], int]:
+        """``complete``, with counted ids going on after every given one and never below
+        ``following``; and the next id after them all. Nothing is changed before it returns, so
+        a store that assigns the answer changes nothing when it raises."""
+        given = list(records)
+        if self.counted_ids:
+            following = self.next_id(following, (str(record["id"]) for record in given if "id" in record))
+        ids = itertools.count(following)
+        made = self.complete(given, ids.__next__)
+        return made, next(ids)
+
     def id_schema(self) -> dict[str, Any]:
         """The JSON Schema of an id given whole (fixtures): what ``problems`` checks, for clients."""
         if self.counted_ids:
-            return {"type": "integer", "format": "int64", "minimum": 1, "maximum": _LARGEST_GIVEN}
+            return {"type": "integer", "format": "int64", "minimum": 1, "maximum": LARGEST_ID}
         return {"type": "string", "pattern": f"^{STRING_ID}$", "x-error": {"msg": STRING_ID_RULE, "type": "value_error.str.regex"}}
 
     def next_id(self, following: int, keys: Iterable[str]) -> int:
@@ -121,9 +177,21 @@ class RecordRules:
         new_id: object = counted if self.counted_ids else str(uuid.uuid4())
         if new_id is None:
             raise ValueError("a store with counted ids must give the next id")
+        if isinstance(new_id, int) and new_id > LARGEST_ID:
+            raise self.no_id_left()
         now = timestamp()
         return {"id": new_id, **fields, "created_at": now, "updated_at": now}
 
     def update(self, record: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-        """``record`` with ``changes`` applied and ``updated_at`` moved forward."""
-        return {**record, **changes, "updated_at": timestamp(after=record["updated_at"])}
+        """``record`` with ``changes`` applied and ``updated_at`` moved forward: to the later of
+        now and a microsecond after the last one (another instance's clock may be ahead of ours,
+        and two changes may fall in one microsecond)."""
+        now = _now()
+        try:
+            moved = max(now, dt.datetime.fromisoformat(record["updated_at"]) + _TICK)
+        except OverflowError:  # the last instant there is: no change can come after it
+            last = f"its updated_at is the last time there is, and every change moves it forward; {NOTHING_CHANGED}"
+            raise InvalidBody([FieldError(("body",), f"{self.noun} with ID {record['id']} cannot change: {last}", "value_error.updated_at")]) from None
+        except (KeyError, TypeError, ValueError):  # a data file edited by hand may hold what an import refuses: no time to follow
+            moved = now
+        return {**record, **changes, "updated_at": _written(moved)}

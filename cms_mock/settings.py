@@ -10,8 +10,53 @@ import dataclasses
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Protocol
+
+MIN_HEAD_BYTES = 1024
+"""A request line and a few headers: a smaller limit would refuse ordinary requests."""
+WORKERS_PER_CORE = 4
+MAX_WORKERS = WORKERS_PER_CORE * (os.cpu_count() or 1)
+"""More workers than this only compete for the cores (each holds every record in memory)."""
+MAX_JOURNAL = 100_000
+"""Journal entries are up to about 200 KiB each (two bodies of 64 KiB in their JSON form, and
+the headers): a bound on what the journal can hold, on disk or in the database."""
+
+
+class ServiceFacts(Protocol):
+    """What the table's text says of a service. Settings imports nothing of ours, so whoever knows
+    the services (the command line, the documentation's hook) passes them in."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def default_port(self) -> int: ...
+    @property
+    def data_file(self) -> str: ...
+
+
+def _service_words(services: Iterable[ServiceFacts]) -> dict[str, str]:
+    """What a row's ``{services}``, ``{ports}`` and ``{data_files}`` stand for."""
+    served = list(services)
+    return {
+        "services": " or ".join(entry.key for entry in served),
+        "ports": ", ".join(f"{entry.default_port} ({entry.key})" for entry in served),
+        "data_files": ", ".join(entry.data_file for entry in served),
+    }
+
+
+def _shown(value: object) -> str:
+    """A default as one would write it in the environment variable."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple):
+        return json.dumps(list(value))
+    if isinstance(value, Path) and not value.is_absolute():
+        return f"./{value.as_posix()}"
+    return str(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,60 +67,96 @@ class Setting:
     """The environment variable (None for a setting that is only a flag)."""
     flag: str | None
     """The ``cms-mock`` flag that overrides it (None: only the environment sets it)."""
-    default: str
+    field: str
+    """The ``Settings`` field it sets, whose default the row shows."""
     meaning: str
+    """What it does; ``{services}`` and ``{data_files}`` are filled from the services served."""
+    unset: str = "unset"
+    """The default shown when the field's is None (``{ports}``: each service's own port)."""
 
     @property
-    def help(self) -> str:
+    def default(self) -> str:
+        """The ``Settings`` field's default, written as the environment variable takes it."""
+        value = next(field.default for field in dataclasses.fields(Settings) if field.name == self.field)
+        return self.unset if value is None else _shown(value)
+
+    def described(self, services: Iterable[ServiceFacts]) -> tuple[str, str]:
+        """The default and the meaning, with what they say of ``services`` filled in."""
+        words = _service_words(services)
+        return self.default.format(**words), self.meaning.format(**words)
+
+    def help(self, services: Iterable[ServiceFacts]) -> str:
         """The flag's line in ``cms-mock --help``."""
+        default, meaning = self.described(services)
         where = f"; environment variable {self.variable}" if self.variable else ""
-        return f"{self.meaning} (default {self.default}{where})"
+        return f"{meaning} (default {default}{where})"
 
 
 TABLE = (
-    Setting("HOST", "--host", "0.0.0.0", "interface to listen on"),
-    Setting("PORT", "--port", "3001 (cms), 8000 (profile)", "port of the one service served; 'serve all' takes one --<service>-port flag per service instead"),
-    Setting("DEBUG", "--debug", "false", "every response validated against the spec (a mismatch is a 500), and debug logging unless LOG_LEVEL is set"),
-    Setting("CORS_ORIGINS", "--cors-origins", '["*"]', 'allowed origins, as a JSON list (["http://a.test"]) or comma-separated'),
-    Setting("DATA_DIR", "--data-dir", "./data", "directory of the JSON data files, one per service (customers.json, profiles.json)"),
-    Setting("DATABASE_URL", "--database-url", "unset", "postgresql://user:password@host:port/dbname: keep records in PostgreSQL instead of DATA_DIR"),
-    Setting("DATABASE_TIMEOUT", "--database-timeout", "5", "seconds a request waits for the database (to connect, or for one statement) before it answers 503"),
+    Setting("HOST", "--host", "host", "interface to listen on"),
+    Setting("PORT", "--port", "port", "port of the one service served; 'serve all' takes one --<service>-port flag per service instead", unset="{ports}"),
+    Setting("DEBUG", "--debug", "debug", "every response validated against the spec (a mismatch is a 500), and debug logging unless LOG_LEVEL is set"),
+    Setting("CORS_ORIGINS", "--cors-origins", "cors_origins", 'allowed origins, as a JSON list (["http://a.test"]) or comma-separated'),
+    Setting("DATA_DIR", "--data-dir", "data_dir", "directory of the JSON data files, one per service ({data_files})"),
+    Setting("DATABASE_URL", "--database-url", "database_url", "postgresql://user:password@host:port/dbname: keep records in PostgreSQL instead of DATA_DIR"),
     Setting(
-        "LOG_LEVEL", "--log-level", "info", "critical, error, warning, info or debug; info logs one line per request (time, method, path, status, duration)"
+        "DATABASE_TIMEOUT",
+        "--database-timeout",
+        "database_timeout",
+        "seconds a request waits for the database (to connect, or for one statement) before it answers 503",
     ),
-    Setting("WORKERS", "--workers", "1", "uvicorn worker processes sharing one data directory (at most 4 per core)"),
-    Setting("MAX_BODY_BYTES", None, "1048576", "larger request bodies get a 413"),
+    Setting(
+        "LOG_LEVEL",
+        "--log-level",
+        "log_level",
+        "critical, error, warning, info or debug; info logs one line per request (time, method, path, status, duration)",
+    ),
+    Setting("WORKERS", "--workers", "workers", f"uvicorn worker processes sharing one data directory (at most {WORKERS_PER_CORE} per core)"),
+    Setting("MAX_BODY_BYTES", None, "max_body_bytes", "larger request bodies get a 413"),
     Setting(
         "HEAD_TIMEOUT",
         None,
-        "10",
+        "head_timeout",
         "seconds a connection has to send a complete request head (idle keep-alive time included); then 408, or closed if it sent nothing",
     ),
-    Setting("MAX_HEAD_BYTES", None, "65536", "a larger request head (request line and headers) gets a 431, refused before it is read whole; at least 1024"),
-    Setting("MAX_CONNECTIONS", None, "2048", "open connections per process; more are closed as soon as they are accepted"),
+    Setting(
+        "MAX_HEAD_BYTES",
+        None,
+        "max_head_bytes",
+        f"a larger request head (request line and headers) gets a 431, refused before it is read whole; at least {MIN_HEAD_BYTES}",
+    ),
+    Setting("MAX_CONNECTIONS", None, "max_connections", "open connections per process; more are closed as soon as they are accepted"),
     Setting(
         "API_KEY",
         None,
-        "unset",
+        "api_key",
         "when set, writes to the operations the spec secures, and every /__admin call, need this value in X-API-Key; empty means unset",
     ),
-    Setting("API_KEY_READS", None, "false", "with API_KEY, reads (GET, HEAD) of the secured operations need the key too; /, /health and /docs stay open"),
-    Setting("ADMIN_API", "--no-admin", "true", "the control plane under /__admin; off (false, or the flag), every /__admin path is a 404"),
-    Setting("FIXTURES", "--fixtures", "unset", "a file of records in the data file's format: what POST /__admin/reset puts back instead of the samples"),
+    Setting(
+        "API_KEY_READS", None, "api_key_reads", "with API_KEY, reads (GET, HEAD) of the secured operations need the key too; /, /health and /docs stay open"
+    ),
+    Setting("ADMIN_API", "--no-admin", "admin_api", "the control plane under /__admin; off (false, or the flag), every /__admin path is a 404"),
+    Setting("FIXTURES", "--fixtures", "fixtures", "a file of records in the data file's format: what POST /__admin/reset puts back instead of the samples"),
     Setting(
         "JOURNAL_SIZE",
         "--journal-size",
-        "1000",
-        "requests the journal (GET /__admin/requests) keeps, the most recent; 0 turns it off (coverage still counts); at most 100,000",
+        "journal_size",
+        f"requests the journal (GET /__admin/requests) keeps, the most recent; 0 turns it off (coverage still counts); at most {MAX_JOURNAL:,}",
     ),
     Setting(
         "METRICS",
         "--no-metrics",
-        "true",
+        "metrics",
         "GET /metrics (Prometheus) and the figures behind it; off (false, or the flag), nothing is counted and the path is a 404",
     ),
-    Setting("SERVICE", None, "cms", "which contract 'uvicorn cms_mock.app:app' serves (cms or profile); the cms-mock command takes it as 'serve NAME'"),
-    Setting(None, "--in-memory", "off", "keep records in memory only and write nothing (one worker, no DATABASE_URL)"),
+    Setting("SERVICE", None, "service", "which contract 'uvicorn cms_mock.app:app' serves ({services}); the cms-mock command takes it as 'serve NAME'"),
+    Setting(None, "--in-memory", "in_memory", "keep records in memory only and write nothing (one worker, no DATABASE_URL)"),
+    Setting(
+        None,
+        "--fd",
+        "fd",
+        "serve on this listening socket, a file descriptor the starting process passed down, instead of binding HOST:PORT (one service, one worker)",
+    ),
 )
 """Every setting, once: ``cms-mock --help``, the documentation's configuration page
 (``settings_markdown``) and the pytest plugin (which keeps a consumer's values of them from the
@@ -91,18 +172,25 @@ def variables() -> tuple[str, ...]:
     return tuple(setting.variable for setting in TABLE if setting.variable) + PROCESS_VARIABLES
 
 
-def flag_help(flag: str) -> str:
+def flag_help(flag: str, services: Iterable[ServiceFacts]) -> str:
     """The help of a setting's flag, from its row."""
-    return next(setting.help for setting in TABLE if setting.flag == flag)
+    return next(setting.help(services) for setting in TABLE if setting.flag == flag)
 
 
-def settings_markdown() -> str:
+def settings_markdown(services: Iterable[ServiceFacts]) -> str:
     """``TABLE`` as the Markdown table the documentation's configuration page shows."""
+    served = list(services)
     rows = ["| Variable | Flag | Default | Meaning |", "|---|---|---|---|"]
     for setting in TABLE:
-        cells = [f"`{value}`" if value else "" for value in (setting.variable, setting.flag, setting.default)]
-        rows.append(f"| {' | '.join(cells)} | {setting.meaning} |")
+        default, meaning = setting.described(served)
+        cells = [f"`{value}`" if value else "" for value in (setting.variable, setting.flag, default)]
+        rows.append(f"| {' | '.join(cells)} | {meaning} |")
     return "\n".join(rows) + "\n"
+
+
+def database_url(environ: Mapping[str, str]) -> str | None:
+    """``DATABASE_URL`` as the settings read it: blank is unset (the file store)."""
+    return environ.get("DATABASE_URL", "").strip() or None
 
 
 class SettingsError(ValueError):
@@ -140,13 +228,6 @@ def _parse_seconds(name: str, raw: str) -> float:
 
 _DATABASE_URL = re.compile(r"postgres(ql)?://", re.IGNORECASE)
 _ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s?#]+", re.IGNORECASE)
-MAX_WORKERS = 4 * (os.cpu_count() or 1)
-"""More workers than this only compete for the cores (each holds every record in memory)."""
-
-
-MAX_JOURNAL = 100_000
-"""Journal entries are up to about 200 KiB each (two bodies of 64 KiB in their JSON form, and
-the headers): a bound on what the journal can hold, on disk or in the database."""
 
 
 def parse_origins(raw: str) -> tuple[str, ...]:
@@ -206,6 +287,9 @@ class Settings:
     """The requests ``GET /__admin/requests`` keeps, the most recent; 0 turns the journal off."""
     metrics: bool = True
     """``GET /metrics`` and the figures behind it; off, nothing is counted and the path is a 404."""
+    fd: int | None = None
+    """A listening socket passed down by the starting process (``--fd``): served as it is, so the
+    port is never free between the choice of it and the server's start."""
     notices: tuple[str, ...] = dataclasses.field(default=(), compare=False)
     """What reading the environment decided that the log should say (an empty ``API_KEY``)."""
 
@@ -244,15 +328,15 @@ class Settings:
         if "HEAD_TIMEOUT" in env:
             values["head_timeout"] = _parse_seconds("HEAD_TIMEOUT", env["HEAD_TIMEOUT"])
         if "MAX_HEAD_BYTES" in env:
-            values["max_head_bytes"] = _parse_int("MAX_HEAD_BYTES", env["MAX_HEAD_BYTES"], 1024)
+            values["max_head_bytes"] = _parse_int("MAX_HEAD_BYTES", env["MAX_HEAD_BYTES"], MIN_HEAD_BYTES)
         if "MAX_CONNECTIONS" in env:
             values["max_connections"] = _parse_int("MAX_CONNECTIONS", env["MAX_CONNECTIONS"], 1)
         if env.get("API_KEY"):
             values["api_key"] = env["API_KEY"]
         elif "API_KEY" in env:
             notices.append("API_KEY is set but empty: taken as unset, so no request needs a key")
-        if env.get("DATABASE_URL", "").strip():
-            values["database_url"] = env["DATABASE_URL"].strip()
+        if database_url(env) is not None:
+            values["database_url"] = database_url(env)
         if "DATABASE_TIMEOUT" in env:
             values["database_timeout"] = _parse_seconds("DATABASE_TIMEOUT", env["DATABASE_TIMEOUT"])
         if "JOURNAL_SIZE" in env:
@@ -291,7 +375,7 @@ class Settings:
         if self.port is not None and not 0 <= self.port <= 65535:
             raise SettingsError(f"PORT must be between 0 and 65535, not {self.port}")
         if not 1 <= self.workers <= MAX_WORKERS:
-            raise SettingsError(f"WORKERS must be between 1 and {MAX_WORKERS} (4 per core), not {self.workers}")
+            raise SettingsError(f"WORKERS must be between 1 and {MAX_WORKERS} ({WORKERS_PER_CORE} per core), not {self.workers}")
         if not 0 <= self.journal_size <= MAX_JOURNAL:
             raise SettingsError(f"JOURNAL_SIZE must be between 0 and {MAX_JOURNAL:,}, not {self.journal_size}")
         if self.api_key is not None and not self.api_key.strip():

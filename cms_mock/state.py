@@ -15,10 +15,27 @@ import os
 import random
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 Entry = dict[str, Any]
 """One journal entry, as ``GET /__admin/requests`` lists it (``JournalEntry`` in the spec)."""
+
+Matcher = dict[str, Any]
+"""What a journal query asks of an entry: any of ``HEAD_KEYS`` and ``body`` (``Matcher`` in the spec)."""
+
+HEAD_KEYS = ("method", "path", "operationId", "status")
+"""The keys of a matcher an entry's head answers, without its request or response."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """A journal query's answer: the newest entries that match, oldest first, and how many matched."""
+
+    entries: list[Entry]
+    total: int
+
 
 Counts = dict[tuple[str, int], int]
 """Responses per (operationId, status) since the start or the last reset."""
@@ -35,8 +52,11 @@ class ServiceState(Protocol):
         """Journal ``entry`` (unless the journal is off: then it holds only ``operationId`` and
         ``status``) and count its status for its operation."""
 
-    async def requests(self) -> list[Entry]:
-        """The journal: at most its size of the most recent entries, oldest first."""
+    async def requests(self, matcher: Matcher, limit: int | None) -> Page:
+        """Of the journal (at most its size of the most recent entries), those ``matcher``
+        describes: the newest ``limit`` of them (every one without a limit, none with 0), and
+        how many matched. Each entry is looked at once, newest first, and only the page is
+        kept: a read holds the page and one entry, however large the journal."""
 
     async def clear_requests(self) -> None: ...
 
@@ -114,28 +134,70 @@ def pick(rules: list[tuple[dict[str, Any], int]]) -> dict[str, Any] | None:
     return None
 
 
-def matches(entry: Entry, matcher: dict[str, Any]) -> bool:
-    """Whether a journal entry is one ``matcher`` describes: every key given is equal (``method``
-    in any case; ``path`` never holds the query), and ``body`` is a subset of the request's JSON
-    body. Other keys (``limit``) are not the matcher's."""
-    for key in ("method", "path", "operationId", "status"):
+def head_matches(head: Entry, matcher: Matcher) -> bool:
+    """Whether an entry's head has every one of ``HEAD_KEYS`` the matcher gives (``method`` in
+    any case; ``path`` never holds the query). Other keys (``body``, ``limit``) are not asked here."""
+    for key in HEAD_KEYS:
         if key in matcher:
             wanted = matcher[key]
-            value = entry.get(key)
+            value = head.get(key)
             if key == "method":
                 wanted, value = str(wanted).upper(), str(value).upper()
             if value != wanted:
                 return False
-    return "body" not in matcher or _subset(matcher["body"], entry["request"].get("body"))
+    return True
 
 
-def _subset(wanted: Any, value: Any) -> bool:
-    """Objects match when every key wanted is there and matches; lists and scalars are equal."""
-    if isinstance(wanted, dict):
-        return isinstance(value, dict) and all(k in value and _subset(v, value[k]) for k, v in wanted.items())
-    if _number(wanted) and _number(value):
-        return bool(wanted == value)
-    return type(wanted) is type(value) and bool(wanted == value)
+class Tally:
+    """A journal query answered over entries offered newest first, one at a time: every match
+    counted, the first ``limit`` of them kept. What costs (parsing an entry's request, or all
+    of it) is done only when the answer needs it: the request when the matcher has a ``body``,
+    the entry when it is on the page. The caller offers only entries whose head matches."""
+
+    def __init__(self, matcher: Matcher, limit: int | None) -> None:
+        self._body = matcher.get("body")
+        self._wants_body = "body" in matcher
+        self._limit = limit
+        self._kept: list[Entry] = []
+        self.total = 0
+
+    def offer(self, request: Callable[[], dict[str, Any]], entry: Callable[[], Entry]) -> None:
+        if self._wants_body and not subset(self._body, request().get("body")):
+            return
+        self.total += 1
+        if self._limit is None or len(self._kept) < self._limit:
+            self._kept.append(entry())
+
+    def offer_entry(self, entry: Entry) -> None:
+        """An entry already parsed whole."""
+        self.offer(lambda: entry["request"], lambda: entry)
+
+    def page(self) -> Page:
+        return Page(self._kept[::-1], self.total)
+
+
+def subset(wanted: Any, value: Any) -> bool:
+    """Objects match when every key wanted is there and matches; arrays and other values are
+    equal (numbers by value, ``1`` and ``1.0``; a boolean is no number). Walked with a stack of
+    its own, not the interpreter's: a matcher, or a body, may be nested as deep as a JSON parser
+    reads (1,024 levels), past Python's recursion limit."""
+    pending: list[tuple[bool, Any, Any]] = [(True, wanted, value)]  # (a subset is enough, wanted, value)
+    while pending:
+        loose, wanted, value = pending.pop()
+        if isinstance(wanted, dict):
+            if not isinstance(value, dict) or any(key not in value for key in wanted) or (not loose and len(value) != len(wanted)):
+                return False
+            pending.extend((loose, inner, value[key]) for key, inner in wanted.items())
+        elif isinstance(wanted, list):
+            if not isinstance(value, list) or len(value) != len(wanted):
+                return False
+            pending.extend((False, a, b) for a, b in zip(wanted, value, strict=True))
+        elif _number(wanted) and _number(value):
+            if wanted != value:
+                return False
+        elif type(wanted) is not type(value) or wanted != value:
+            return False
+    return True
 
 
 def _number(value: Any) -> bool:

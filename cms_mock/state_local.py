@@ -5,16 +5,21 @@ of one ``cms-mock --workers N`` shares (the JSON file and memory stores).
 ``CMS_MOCK_STATE_DIR``; a single process makes a private one. Nothing in it must outlive the
 run, so nothing is fsynced, and no worker ever waits for another on the request path:
 
-- the journal: each worker appends JSON lines to its own file, and starts a new one after
+- the journal: each worker appends lines to its own file, and starts a new one after
   ``size`` lines (the one before kept), so a worker holds at most ``2 * size`` entries on disk
-  and the newest ``size`` of the whole service are always there; a read merges every worker's
-  files by time. Clearing writes the time it was cleared; older entries are left out.
+  and the newest ``size`` of the whole service are always there. A line is the entry's head,
+  request and response, apart, so that a read parses every head (small) but only the requests
+  a ``body`` asks about and the entries of its page, and orders every worker's entries by time.
+  Clearing writes the time it was cleared; older entries are left out.
 - coverage: each worker counts in its own memory-mapped array (a slot per operation and
   status), one store of eight bytes per response; a reset keeps the sums at that moment as the
   baseline the counts start from.
-- fault rules: one JSON file, changed under a ``flock`` (adding, deleting, and a request
-  counted by a rule for its operation), and a generation counter in shared memory that every
-  change moves on; a worker reads the file again only when the generation is not its own.
+- fault rules: one JSON file, changed under a ``flock`` in a thread (adding, deleting, and a
+  request counted by a rule for its operation), and a generation counter in shared memory that
+  every change moves on; a worker reads the file again only when the generation is not its own.
+
+What waits on another process or reads a file (the lock, a journal read, the coverage files,
+the rules) runs in a thread; on the event loop, a request only appends its journal line.
 """
 
 from __future__ import annotations
@@ -29,13 +34,14 @@ import os
 import shutil
 import struct
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, TypeVar
 
 import orjson
 
-from cms_mock.state import Counts, Entry, counted, now, pick
+from cms_mock import exactjson
+from cms_mock.state import Counts, Entry, Matcher, Page, Tally, counted, head_matches, now, pick
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +49,8 @@ STATE_DIR = "CMS_MOCK_STATE_DIR"
 """Set by ``cms-mock --workers N`` for its workers: the directory they share."""
 
 _STATUSES = range(100, 600)
+_PARTS = ("request", "response")
+_T = TypeVar("_T")
 
 
 class LocalState:
@@ -101,49 +109,59 @@ class LocalState:
             os.replace(self._journal(), self._journal(old=True))
             self._open_journal()
             self._lines = 0
-        line = memoryview(orjson.dumps(entry) + b"\n")
+        line = memoryview(_line(entry))
         while line:  # a short write (a full disk) raises next time round; the part written is skipped by readers
             line = line[os.write(self._journal_fd, line) :]
         self._lines += 1
 
-    async def requests(self) -> list[Entry]:
-        """Read in a thread: up to ``2 * size`` entries per worker are parsed, and the event
-        loop goes on serving meanwhile."""
-        return await asyncio.to_thread(self._read_journal)
+    async def requests(self, matcher: Matcher, limit: int | None) -> Page:
+        """Read in a thread (the files are read whole once, the event loop goes on serving)."""
+        if not self._size:
+            return Page([], 0)
+        return await asyncio.to_thread(self._query, matcher, limit)
 
-    def _read_journal(self) -> list[Entry]:
+    def _query(self, matcher: Matcher, limit: int | None) -> Page:
+        """Two passes over every worker's files as of one moment: the first parses each line's
+        head alone and keeps where it is, its time and whether its head matches; the newest
+        ``size`` of those, newest first, are offered to a ``Tally``, which reads again only
+        the lines it needs (the request of each, for a ``body``; the page's whole)."""
         cleared = self._read(self._dir / "journal-cleared") or b""
-        entries: dict[str, Entry] = {}
-        for worker in {path.name.split(".")[0] for path in self._dir.glob("journal-*.jsonl")}:
-            for line in self._worker_lines(worker).splitlines(keepends=True):
-                if not line.endswith(b"\n"):  # a line a worker is writing now
-                    continue
-                try:
-                    entry = orjson.loads(line)
-                except orjson.JSONDecodeError:  # what a short write left
-                    continue
-                if entry["time"].encode() > cleared:
-                    entries[entry["id"]] = entry
-        ordered = sorted(entries.values(), key=lambda entry: entry["time"])
-        return ordered[-self._size :] if self._size else []
+        with contextlib.ExitStack() as stack:
+            found: list[tuple[str, bool, int, int, int]] = []  # (time, head matches, file, offset, length)
+            for worker in {path.name.split(".")[0] for path in self._dir.glob("journal-*.jsonl")}:
+                for file in self._worker_files(worker):
+                    fd = stack.enter_context(file).fileno()
+                    found.extend((time, head_matches(head, matcher), fd, offset, length) for time, head, offset, length in _heads(file, cleared))
+            found.sort(key=lambda place: place[0], reverse=True)
+            tally = Tally(matcher, limit)
+            for _, matched, fd, offset, length in found[: self._size]:
+                if matched:
+                    line = _Line(fd, offset, length)
+                    tally.offer(line.request, line.entry)
+            return tally.page()
 
-    def _worker_lines(self, worker: str) -> bytes:
-        """One worker's two files as of one moment: read again if it started a new file
-        meanwhile (read across a rotation, a batch would be missed or read twice)."""
+    def _worker_files(self, worker: str) -> list[BinaryIO]:
+        """One worker's two files as of one moment, open (a rotation after this renames or
+        removes them, but what is open stays readable as it was): opened again if it started
+        a new file meanwhile (read across a rotation, a batch would be missed or read twice)."""
         current, old = self._dir / f"{worker}.jsonl", self._dir / f"{worker}.old.jsonl"
-        content = b""
-        for _ in range(10):
+        for attempt in range(10):
             before = _inode(current)
-            content = (self._read(old) or b"") + (self._read(current) or b"")
-            if before is not None and _inode(current) == before:
+            files = [file for file in (_opened(old), _opened(current)) if file is not None]
+            if attempt == 9 or (before is not None and files and os.fstat(files[-1].fileno()).st_ino == before):
                 break
-        return content
+            for file in files:
+                file.close()
+        return files
 
     async def clear_requests(self) -> None:
+        await asyncio.to_thread(self._clear_requests)
+
+    def _clear_requests(self) -> None:
         self._replace(self._dir / "journal-cleared", now().encode())
 
     async def counts(self) -> Counts:
-        totals, baseline = self._sums("coverage-*.bin"), self._sums("coverage-baseline")
+        totals, baseline = await asyncio.to_thread(lambda: (self._sums("coverage-*.bin"), self._sums("coverage-baseline")))
         width = len(_STATUSES)
         return {
             (self._names[slot // width], _STATUSES.start + slot % width): total - since
@@ -161,62 +179,73 @@ class LocalState:
         return totals
 
     # -- fault rules -----------------------------------------------------------------------
+    # Every change waits for the rule file's lock, which another worker may hold: in a thread,
+    # so that the event loop goes on serving meanwhile.
 
     async def add_fault(self, rule: dict[str, Any]) -> None:
-        with self._changing_rules() as rules:
-            rules.append({**rule, "seen": 0})
+        await asyncio.to_thread(self._change_rules, lambda rules: rules.append({**rule, "seen": 0}))
 
     async def faults(self) -> list[dict[str, Any]]:
-        return [_shown(rule) for rule in orjson.loads(self._read(self._dir / "faults.json") or b"[]")]
+        rules = await asyncio.to_thread(self._read, self._dir / "faults.json")
+        return [_shown(rule) for rule in orjson.loads(rules or b"[]")]
 
     async def delete_fault(self, key: str) -> bool:
-        with self._changing_rules() as rules:
+        def delete(rules: list[dict[str, Any]]) -> bool:
             kept = [rule for rule in rules if rule["id"] != key]
             found = len(kept) < len(rules)
             rules[:] = kept
-        return found
+            return found
+
+        return await asyncio.to_thread(self._change_rules, delete)
 
     async def clear_faults(self) -> None:
-        with self._changing_rules() as rules:
-            rules.clear()
+        await asyncio.to_thread(self._change_rules, list.clear)
 
     async def take_fault(self, operation: str) -> dict[str, Any] | None:
-        if not any(rule["operationId"] == operation and rule.get("remaining", 1) > 0 for rule in self._current_rules()):
-            return None  # the common case: no lock, no write
-        with self._changing_rules() as rules:
+        if not any(rule["operationId"] == operation and rule.get("remaining", 1) > 0 for rule in await self._current_rules()):
+            return None  # the common case: no lock, no write, no thread
+
+        def take(rules: list[dict[str, Any]]) -> dict[str, Any] | None:
             mine = [rule for rule in rules if rule["operationId"] == operation]
             for rule in mine:
                 rule["seen"] += 1
-            chosen = pick([(rule, rule["seen"]) for rule in mine])
+            return pick([(rule, rule["seen"]) for rule in mine])
+
+        chosen = await asyncio.to_thread(self._change_rules, take)
         return _shown(chosen) if chosen else None
 
     async def reset(self, keep_coverage: bool = False) -> None:
-        await self.clear_requests()
-        await self.clear_faults()
+        await asyncio.to_thread(self._reset, keep_coverage)
+
+    def _reset(self, keep_coverage: bool) -> None:
+        self._clear_requests()
+        self._change_rules(list.clear)
         if not keep_coverage:
             self._replace(self._dir / "coverage-baseline", self._sums("coverage-*.bin").tobytes())
 
-    def _current_rules(self) -> list[dict[str, Any]]:
-        """The rules, read again only when their generation (a counter in shared memory that
-        every change moves on) is not the one read last: no system call on a request."""
+    async def _current_rules(self) -> list[dict[str, Any]]:
+        """The rules, read again (in a thread) only when their generation (a counter in shared
+        memory that every change moves on) is not the one read last: no system call on a request."""
         assert self._generation is not None
         generation = struct.unpack_from("q", self._generation)[0]
         if generation != self._rules_seen:
-            self._rules = orjson.loads(self._read(self._dir / "faults.json") or b"[]")
+            raw = await asyncio.to_thread(self._read, self._dir / "faults.json")
+            self._rules = orjson.loads(raw or b"[]")
             self._rules_seen = generation
         return self._rules
 
-    @contextlib.contextmanager
-    def _changing_rules(self) -> Iterator[list[dict[str, Any]]]:
-        """The rules as they are now, written back when the block ends, one worker at a time."""
+    def _change_rules(self, change: Callable[[list[dict[str, Any]]], _T]) -> _T:
+        """``change`` made to the rules as they are now, written back, one worker at a time
+        (blocks until the rule file's lock is free: never on the event loop)."""
         fd = os.open(self._dir / "faults.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             rules = orjson.loads(self._read(self._dir / "faults.json") or b"[]")
-            yield rules
+            result = change(rules)
             self._replace(self._dir / "faults.json", orjson.dumps(rules))
             assert self._generation is not None
             struct.pack_into("q", self._generation, 0, struct.unpack_from("q", self._generation)[0] + 1)
+            return result
         finally:
             os.close(fd)  # releases the lock
 
@@ -245,6 +274,64 @@ def _mapped(path: Path, size: int) -> mmap.mmap:
         return mmap.mmap(fd, size)
     finally:
         os.close(fd)
+
+
+def _line(entry: Entry) -> bytes:
+    """A journal line: the entry's head (all but its request and response: what a filter reads),
+    its request, its response, each JSON, separated by tabs (JSON never holds one unescaped)."""
+    head = {key: value for key, value in entry.items() if key not in _PARTS}
+    return b"\t".join(exactjson.dumps(part) for part in (head, entry.get("request"), entry.get("response"))) + b"\n"
+
+
+def _heads(file: BinaryIO, cleared: bytes) -> Iterator[tuple[str, Entry, int, int]]:
+    """Each whole line's time, head, offset and length, of the lines after ``cleared``; a line
+    a worker is writing now, or what a short write left (a line without its two tabs, or with
+    more: the next line appended to a part), is skipped."""
+    offset = 0
+    for line in file:
+        start, offset = offset, offset + len(line)
+        if not line.endswith(b"\n") or line.count(b"\t") != len(_PARTS):
+            continue
+        try:
+            head = exactjson.loads(line[: line.index(b"\t")])
+        except ValueError:
+            continue
+        if isinstance(head, dict) and isinstance(head.get("time"), str) and head["time"].encode() > cleared:
+            yield head["time"], head, start, len(line)
+
+
+class _Line:
+    """A journal line a first pass found, read again only for what is asked of it."""
+
+    def __init__(self, fd: int, offset: int, length: int) -> None:
+        self._fd, self._offset, self._length = fd, offset, length
+
+    def _parts(self) -> list[bytes]:
+        return os.pread(self._fd, self._length, self._offset)[:-1].split(b"\t")
+
+    def request(self) -> dict[str, Any]:
+        return _message(self._parts()[1])
+
+    def entry(self) -> Entry:
+        head, request, response = self._parts()
+        return {**exactjson.loads(head), "request": _message(request), "response": _message(response)}
+
+
+def _message(raw: bytes) -> dict[str, Any]:
+    """A request or response as journaled; one that cannot be read (only what a short write
+    left could be such) as an empty message."""
+    try:
+        message = exactjson.loads(raw)
+    except ValueError:
+        message = None
+    return message if isinstance(message, dict) else {"headers": {}, "body": None, "truncated": True}
+
+
+def _opened(path: Path) -> BinaryIO | None:
+    try:
+        return path.open("rb")
+    except FileNotFoundError:  # not made yet, or rotated away while listed
+        return None
 
 
 def _inode(path: Path) -> int | None:

@@ -7,7 +7,7 @@ import collections
 import copy
 from typing import Any
 
-from cms_mock.state import Counts, Entry, counted, pick
+from cms_mock.state import Counts, Entry, Matcher, Page, Tally, counted, head_matches, pick
 
 
 class MemoryState:
@@ -32,8 +32,12 @@ class MemoryState:
         if self._journal.maxlen:
             self._journal.append(entry)
 
-    async def requests(self) -> list[Entry]:
-        return sorted(self._journal, key=lambda entry: entry["time"])
+    async def requests(self, matcher: Matcher, limit: int | None) -> Page:
+        tally = Tally(matcher, limit)
+        for entry in sorted(self._journal, key=lambda entry: entry["time"], reverse=True):
+            if head_matches(entry, matcher):
+                tally.offer_entry(entry)
+        return tally.page()
 
     async def clear_requests(self) -> None:
         self._journal.clear()

@@ -21,10 +21,21 @@ from typing import Any
 
 import orjson
 
-from cms_mock.state import Counts, Entry, counted, hits
+from cms_mock import exactjson
+from cms_mock.state import Counts, Entry, Matcher, Page, Tally, counted, hits
 from cms_mock.store_postgres import PostgresStore
 
 _TRIM_EVERY = 64
+_BATCH = 16
+"""Journal rows a read holds at once when it judges each."""
+
+_HEAD_SQL = {
+    "method": "upper(entry->>'method') = upper(${})",
+    "path": "entry->>'path' = ${}",
+    "operationId": "entry->>'operationId' = ${}",
+    "status": "(entry->>'status')::int = ${}::int",
+}
+"""A matcher's head keys as conditions on a journal row, each with the number of its argument."""
 
 
 class PostgresState:
@@ -56,7 +67,7 @@ class PostgresState:
                                     ON CONFLICT (service, worker, operation, status) DO UPDATE SET count = cms_mock_coverage.count + 1)
                    SELECT 1 FROM relaxed""",
                 self._service,
-                orjson.dumps(entry),
+                exactjson.dumps(entry),
                 key[0] if key else None,
                 key[1] if key else None,
                 journal,
@@ -72,14 +83,32 @@ class PostgresState:
                         self._size,
                     )
 
-    async def requests(self) -> list[Entry]:
+    async def requests(self, matcher: Matcher, limit: int | None) -> Page:
+        """The head's keys are asked in SQL; without a ``body``, the count and the page are two
+        statements. With one, the matching entries stream through a cursor, newest first, a
+        few rows at a time, each parsed and judged here (the database's containment is not the
+        matcher's: it lets an array match one that holds more)."""
         if not self._size:
-            return []
+            return Page([], 0)
+        arguments: list[Any] = [self._service, self._size]
+        conditions = ["true"]
+        for key, condition in _HEAD_SQL.items():
+            if key in matcher:
+                arguments.append(matcher[key])
+                conditions.append(condition.format(len(arguments)))
+        newest = f"""WITH journal AS (SELECT seq, entry FROM cms_mock_journal WHERE service = $1 ORDER BY seq DESC LIMIT $2)
+                     SELECT {{}} FROM journal WHERE {" AND ".join(conditions)}"""
+        ordered = f"{newest.format('entry')} ORDER BY entry->>'time' DESC, seq DESC"
         async with self._store.connection() as connection:
-            rows = await connection.fetch("SELECT entry FROM cms_mock_journal WHERE service = $1 ORDER BY seq DESC LIMIT $2", self._service, self._size)
-        entries = [orjson.loads(row[0]) for row in rows]
-        entries.sort(key=lambda entry: entry["time"])
-        return entries
+            if "body" not in matcher:
+                total = await connection.fetchval(newest.format("count(*)"), *arguments)
+                rows = await connection.fetch(f"{ordered} LIMIT ${len(arguments) + 1}", *arguments, limit) if limit != 0 else []
+                return Page([_entry(row[0]) for row in reversed(rows)], total)
+            tally = Tally(matcher, limit)
+            async with connection.transaction():
+                async for row in connection.cursor(ordered, *arguments, prefetch=_BATCH):
+                    tally.offer_entry(_entry(row[0]))
+            return tally.page()
 
     async def clear_requests(self) -> None:
         await self._execute("DELETE FROM cms_mock_journal WHERE service = $1")
@@ -145,6 +174,10 @@ class PostgresState:
     async def _execute(self, statement: str) -> None:
         async with self._store.connection(change=True) as connection:
             await connection.execute(statement, self._service)
+
+
+def _entry(raw: bytes) -> Entry:
+    return dict(exactjson.loads(raw))
 
 
 def _shown(row: Any) -> dict[str, Any]:

@@ -11,6 +11,9 @@ Several processes may share one data directory: a commit holds an exclusive ``fl
 permanent lock file, re-reads the data file first if another process replaced it, and
 readers re-read it when its identity changed, so every process reads its own and every
 other process's acknowledged writes.
+
+The event loop only ever ``stat``s the file: waiting for the lock, reading and parsing the
+whole file, writing and syncing it all run in a thread.
 """
 
 from __future__ import annotations
@@ -114,7 +117,7 @@ class FileStore:
         self._lock_fd: int | None = None
         self._queue: list[tuple[Callable[[_Batch], Any], asyncio.Future[Any]]] = []
         self._writer: asyncio.Task[None] | None = None
-        self._committing = False
+        self._reading = asyncio.Lock()  # one re-read of the file at a time; a commit holds it from its catch-up to its install
         self._closed = False
         self._damaged: tuple[Signature, str] | None = None  # the file as another hand left it, and why it cannot be read
         self._unsynced: str | None = None  # a write that is in place but whose directory sync failed
@@ -124,7 +127,11 @@ class FileStore:
 
     async def open(self, create: bool = True) -> None:
         """Load the data file, or create it with the sample records when it does not exist.
-        ``create=False`` changes nothing: no file, or a damaged one, is refused, not made or repaired."""
+        ``create=False`` changes nothing: no file, or a damaged one, is refused, not made or repaired.
+        (In a thread: another worker may hold the lock, and the file may be large.)"""
+        await asyncio.to_thread(self._open, create)
+
+    def _open(self, create: bool) -> None:
         if self.path.is_symlink():  # write through to the target: replacing the link would orphan it
             target = self.path.resolve()
             logger.info("%s is a link to %s: the data, its .bak and its lock live beside the target", self.path, target)
@@ -159,7 +166,7 @@ class FileStore:
     # -- reads -----------------------------------------------------------------------------
 
     async def count(self) -> int:
-        self._refresh()
+        await self._refresh()
         return len(self._records)
 
     async def list(self) -> Listing:
@@ -169,19 +176,19 @@ class FileStore:
         records' bytes are shared by every version: a reader that stalls holds a list of
         references (0.8 MB at 100,000 customers), not a 35 MB body of its own.
         """
-        self._refresh()
+        await self._refresh()
         if self._list_cache is None:
             self._list_cache = Listing(entry[0] for entry in self._records.values())
         return self._list_cache
 
     async def find(self, query: Query) -> Page:
-        return self._selector.select(await self.list(), query)
+        return await self._selector.select(await self.list(), query)
 
     async def keyed(self) -> bytes:
         return keyed_object(await self.list())
 
     async def get(self, key: str) -> bytes:
-        self._refresh()
+        await self._refresh()
         entry = self._records.get(key)
         if entry is None:
             raise self._rules.not_found(key)
@@ -189,7 +196,7 @@ class FileStore:
 
     async def problem(self) -> str | None:
         """Why the store cannot work now, or None when it can: the present, not the last failure."""
-        self._refresh()
+        await self._refresh()
         if self._damaged is not None:
             return self._damaged[1]
         directory = self.path.parent
@@ -197,15 +204,20 @@ class FileStore:
             return f"data directory {directory} is missing"
         if not os.access(self.path, os.R_OK):
             return f"data file {self.path} is not readable"
-        return self._probe() or self._unsynced
+        return await self._probe() or self._unsynced
 
-    def _probe(self) -> str | None:
+    async def _probe(self) -> str | None:
         """Whether a small file can be written and synced in the data directory now (checked at
-        most once a second, so a busy health check costs no more than one fsync a second)."""
+        most once a second, so a busy health check costs no more than one fsync a second; in a
+        thread, as a sync waits on the disk)."""
         when, result = self._probed
         now = time.monotonic()
-        if now - when < 1.0:
-            return result
+        if now - when >= 1.0:
+            result = await asyncio.to_thread(self._write_probe)
+            self._probed = (now, result)
+        return result
+
+    def _write_probe(self) -> str | None:
         probe = self.path.with_name(f".{self.path.name}.probe-{os.getpid()}")
         try:
             fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -214,14 +226,12 @@ class FileStore:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            result = None
+            return None
         except OSError as exc:
-            result = f"data directory {self.path.parent} cannot take a write: {exc.strerror or exc}"
+            return f"data directory {self.path.parent} cannot take a write: {exc.strerror or exc}"
         finally:
             with contextlib.suppress(OSError):
                 probe.unlink()
-        self._probed = (now, result)
-        return result
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -261,10 +271,8 @@ class FileStore:
         writer's lock is never taken twice."""
         records: dict[str, Entry] = await self._submit(lambda batch: batch.committed)
         target = self._snapshot_path(name)
-        replaced = target.exists()
         try:
-            await asyncio.to_thread(self._write_snapshot, target, records)
-            return self._described(target, len(records)), replaced
+            return await asyncio.to_thread(self._write_snapshot, target, records)
         except OSError as exc:
             raise StoreUnavailable(f"the snapshot could not be written: {exc}; {NOTHING_CHANGED}") from None
 
@@ -304,12 +312,15 @@ class FileStore:
     def _snapshot_path(self, name: str) -> Path:
         return self._snapshot_dir() / f"{name}.json"
 
-    def _write_snapshot(self, target: Path, records: dict[str, Entry]) -> None:
+    def _write_snapshot(self, target: Path, records: dict[str, Entry]) -> tuple[Snapshot, bool]:
+        """The snapshot written, and whether it replaced one of that name."""
         if not target.parent.is_dir():
             target.parent.mkdir(exist_ok=True)
             datafile.sync_directory(target.parent.parent)
+        replaced = target.exists()
         with datafile.writing(target) as handle:
             handle.writelines(datafile.render(records))
+        return self._described(target, len(records)), replaced
 
     @staticmethod
     def _described(path: Path, records: int) -> Snapshot:
@@ -343,36 +354,30 @@ class FileStore:
 
     async def _commit(self, queued: builtins.list[tuple[Callable[[_Batch], Any], asyncio.Future[Any]]]) -> None:
         outcomes: list[tuple[asyncio.Future[Any], Any, Exception | None]] = []
-        async with self._locked():
-            fresh = await asyncio.to_thread(self._read_if_changed)
-            if fresh is not None:
-                self._adopt(*fresh)
+        async with self._locked(), self._reading:  # only we change the file until both are let go
+            await self._catch_up()
             if self._rules.counted_ids:
                 await asyncio.to_thread(self._read_next_id)
-            self._committing = True  # caught up and holding the lock: only we change the file now
-            try:
-                if self._damaged is not None:  # never write over a file someone else damaged
-                    refused = StoreUnavailable(self._damaged[1])
-                    outcomes = [(future, None, refused) for _, future in queued]
-                    queued = []
-                batch = _Batch(self._records, self._next_int, self._rules)
-                for change, future in queued:
-                    try:
-                        outcomes.append((future, change(batch), None))
-                    except ApiError as exc:
-                        outcomes.append((future, None, exc))
-                    except Exception as exc:  # this change alone fails; its neighbours go on
-                        logger.exception("a change could not be made")
-                        outcomes.append((future, None, ApiError(f"The change could not be made: {type(exc).__name__}: {exc}")))
-                if batch.changes or batch.replaced:
-                    started = time.perf_counter()
-                    failure = await self._persist(batch)
-                    metrics.COMMIT_DURATION.labels(self.path.name).observe(time.perf_counter() - started)
-                    metrics.COMMIT_GROUP.labels(self.path.name).observe(len(queued))
-                    if failure is not None:
-                        outcomes = [(future, None, error or failure) for future, _, error in outcomes]
-            finally:
-                self._committing = False
+            if self._damaged is not None:  # never write over a file someone else damaged
+                refused = StoreUnavailable(self._damaged[1])
+                outcomes = [(future, None, refused) for _, future in queued]
+                queued = []
+            batch = _Batch(self._records, self._next_int, self._rules)
+            for change, future in queued:
+                try:
+                    outcomes.append((future, change(batch), None))
+                except ApiError as exc:
+                    outcomes.append((future, None, exc))
+                except Exception as exc:  # this change alone fails; its neighbours go on
+                    logger.exception("a change could not be made")
+                    outcomes.append((future, None, ApiError(f"The change could not be made: {type(exc).__name__}: {exc}")))
+            if batch.changes or batch.replaced:
+                started = time.perf_counter()
+                failure = await self._persist(batch)
+                metrics.COMMIT_DURATION.labels(self.path.name).observe(time.perf_counter() - started)
+                metrics.COMMIT_GROUP.labels(self.path.name).observe(len(queued))
+                if failure is not None:
+                    outcomes = [(future, None, error or failure) for future, _, error in outcomes]
         for future, result, error in outcomes:
             if future.done():  # the client went away; the change stands
                 continue
@@ -397,7 +402,7 @@ class FileStore:
             logger.error("write failed, %d changes refused: %s", len(batch.changes), exc)
             self._probed = (-1.0, None)  # the next health check looks again
             with contextlib.suppress(Exception):  # memory becomes what the file is, whatever step failed
-                self._catch_up()
+                await self._catch_up()
             return StoreUnavailable(f"{exc}; {NOTHING_CHANGED}")
         self._install(records, signature)
         self._next_int = max(self._next_int, batch.next_int)
@@ -420,23 +425,20 @@ class FileStore:
     def _sample_records(self) -> dict[str, Entry]:
         return {str(r["id"]): encode(r) for r in self._rules.samples()}
 
-    def _read_if_changed(self) -> tuple[dict[str, Entry], Signature] | None:
-        signature = datafile.signature(self.path)
+    def _stale(self, signature: Signature | None) -> bool:
+        """Whether the file whose signature this is holds what memory does not."""
         if signature is None or signature == self._signature:
-            return None  # unchanged, or deleted under us: memory holds the last acknowledged state
-        if self._damaged is not None and self._damaged[0] == signature:
-            return None  # still the damaged file: keep serving the last good state
+            return False  # unchanged, or deleted under us: memory holds the last acknowledged state
+        return self._damaged is None or self._damaged[0] != signature  # else still the damaged file: keep serving the last good state
+
+    def _read_file(self, known: dict[str, Entry]) -> dict[str, Entry] | CorruptDataFile | None:
+        """The whole file read and parsed (in a thread: ``known`` is never changed in place, only
+        replaced, so the loop goes on serving it meanwhile)."""
         logger.debug("%s was changed by another process; re-reading it", self.path)
         try:
-            records = datafile.load(self.path, known=self._records)
+            return datafile.load(self.path, known=known)
         except CorruptDataFile as exc:
-            logger.error("%s; serving the last good state, refusing writes until the file is repaired", exc)
-            self._damaged = (signature, f"data file {self.path} was changed by hand and cannot be read ({exc.reason}); repair or restore it")
-            return None
-        self._damaged = None
-        if records is None:
-            return None
-        return records, signature
+            return exc
 
     def _read_next_id(self) -> None:
         """Ids go on from the durable high-water mark, so a deleted id is never given out again,
@@ -446,15 +448,29 @@ class FileStore:
         with contextlib.suppress(FileNotFoundError, ValueError):
             self._next_int = max(self._next_int, int(datafile.ids_path(self.path).read_text()))
 
-    def _catch_up(self) -> None:
-        fresh = self._read_if_changed()
-        if fresh is not None:
-            self._adopt(*fresh)
+    async def _catch_up(self) -> None:
+        """Memory becomes what the file holds, when another hand changed it (call holding ``_reading``)."""
+        signature = datafile.signature(self.path)
+        if not self._stale(signature):
+            return
+        assert signature is not None
+        found = await asyncio.to_thread(self._read_file, self._records)
+        if isinstance(found, CorruptDataFile):
+            logger.error("%s; serving the last good state, refusing writes until the file is repaired", found)
+            self._damaged = (signature, f"data file {self.path} was changed by hand and cannot be read ({found.reason}); repair or restore it")
+            return
+        self._damaged = None
+        if found is not None:
+            self._adopt(found, signature)
 
-    def _refresh(self) -> None:
-        """Pick up another process's writes; our own commit holds the lock, so skip it then."""
-        if not self._committing:
-            self._catch_up()
+    async def _refresh(self) -> None:
+        """Pick up another process's writes: a ``stat`` on the loop, and only when it shows a new
+        file, one re-read off it that every reader arriving meanwhile waits for, then finds done.
+        A commit holds ``_reading`` from its catch-up to its install, so a reader that sees the
+        file our own commit is putting in place waits for the commit rather than reading the file."""
+        if self._stale(datafile.signature(self.path)):
+            async with self._reading:
+                await self._catch_up()
 
     def _lock(self, wait: bool = True) -> int | None:
         """Hold an exclusive lock on the lock file that is on disk now, and return its descriptor

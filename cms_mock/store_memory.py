@@ -43,7 +43,7 @@ class MemoryStore:
         return self._listing
 
     async def find(self, query: Query) -> Page:
-        return self._selector.select(await self.list(), query)
+        return await self._selector.select(await self.list(), query)
 
     async def keyed(self) -> bytes:
         return keyed_object(await self.list())
@@ -80,15 +80,10 @@ class MemoryStore:
 
     async def replace_all(self, records: Iterable[dict[str, Any]]) -> None:
         self._writable()
-        given = builtins.list(records)
-        if self._rules.counted_ids:
-            self._next_int = self._rules.next_id(self._next_int, (str(record["id"]) for record in given if "id" in record))
-        self._records = {str(record["id"]): dump(record) for record in self._rules.complete(given, self._count)}
+        made, following = self._rules.completed(records, self._next_int)
+        self._records = {str(record["id"]): dump(record) for record in made}
+        self._next_int = following
         self._listing = None
-
-    def _count(self) -> int:
-        self._next_int += 1
-        return self._next_int - 1
 
     async def save_snapshot(self, name: str) -> tuple[Snapshot, bool]:
         self._writable()

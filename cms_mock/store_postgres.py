@@ -26,7 +26,7 @@ import asyncpg
 import orjson
 
 from cms_mock.errors import MAYBE_CHANGED, NOTHING_CHANGED, SnapshotNotFound, StoreRefused, StoreUnavailable
-from cms_mock.records import RecordRules, dump, timestamp
+from cms_mock.records import LARGEST_ID, RecordRules, dump, timestamp
 from cms_mock.store import Check, Fields, Listing, Page, Query, Records, Snapshot, Streamed, folded
 
 logger = logging.getLogger(__name__)
@@ -391,11 +391,13 @@ class PostgresStore:
             # The id comes from the sequence inside the statement: the record is written around it.
             template = dump(self._rules.create(fields, counted=0))
             assert template.startswith(_COUNTED_PREFIX)
-            made: bytes = await connection.fetchval(
+            made: bytes | None = await connection.fetchval(
                 f"""INSERT INTO {self._table} (id, body) SELECT next::text, ('{{"id":' || next || $1)::json
-                    FROM (SELECT nextval('{self._ids}') AS next) AS id RETURNING body""",
+                    FROM (SELECT nextval('{self._ids}') AS next) AS id WHERE next <= {LARGEST_ID} RETURNING body""",
                 template[len(_COUNTED_PREFIX) :].decode(),
             )
+            if made is None:  # past the largest id: nothing inserted
+                raise self._rules.no_id_left()
             return made
 
     async def update(self, key: str, changes: dict[str, Any], check: Check | None = None) -> bytes:
@@ -446,19 +448,25 @@ class PostgresStore:
 
     async def _fill(self, connection: asyncpg.Connection, records: Iterable[dict[str, Any]]) -> None:
         """Add ``records`` in their order, completed as on create; the sequence goes on after
-        the highest id ever used (ids left out are taken from it after that)."""
-        given = builtins.list(records)
-        if self._rules.counted_ids:
-            await self._ids_after(connection, [str(record["id"]) for record in given if "id" in record])
-        missing = sum(1 for record in given if "id" not in record) if self._rules.counted_ids else 0
-        fresh = iter(await connection.fetchval(f"SELECT array(SELECT nextval('{self._ids}') FROM generate_series(1, $1))", missing) if missing else [])
-        rows = [(str(record["id"]), dump(record)) for record in self._rules.complete(given, lambda: next(fresh))]
+        the highest id ever used, ids left out taken after that. The ids are counted here and
+        the sequence set once they are all known (the table lock keeps every create out
+        meanwhile): a sequence is never rolled back, so a refused fill must not move it."""
+        following = await self._following(connection) if self._rules.counted_ids else 0
+        made, after = self._rules.completed(records, following)
+        if after != following:
+            await connection.execute(f"SELECT setval('{self._ids}', $1, false)", after)
+        rows = [(str(record["id"]), dump(record)) for record in made]
         await connection.copy_records_to_table(self._name, records=rows, columns=["id", "body"])
+
+    async def _following(self, connection: asyncpg.Connection) -> int:
+        """The id the sequence gives next."""
+        following: int = await connection.fetchval(f"SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM {self._ids}")
+        return following
 
     async def _ids_after(self, connection: asyncpg.Connection, keys: builtins.list[str]) -> None:
         """The sequence moved past ``keys`` (never back: ids given out stay given out)."""
         if keys:
-            following = await connection.fetchval(f"SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM {self._ids}")
+            following = await self._following(connection)
             await connection.execute(f"SELECT setval('{self._ids}', $1, false)", self._rules.next_id(following, keys))
 
     # -- snapshots: a row of cms_mock_snapshots each, the records as one JSON object ------

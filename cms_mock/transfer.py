@@ -26,21 +26,21 @@ from cms_mock.backends import make_store, where
 from cms_mock.errors import StoreRefused, StoreUnavailable
 from cms_mock.record_files import InvalidRecords, read_records
 from cms_mock.services import SERVICES, Service, service
-from cms_mock.settings import Settings, SettingsError, flag_help
+from cms_mock.settings import Settings, SettingsError, database_url, flag_help
 from cms_mock.store import RecordStore
 
 
 def add_store_flags(parser: argparse.ArgumentParser, timeout_help: str | None = None) -> None:
     """The flags that say where records live, shared by serving, exporting and importing;
     ``timeout_help`` for a command whose ``--database-timeout`` is not a request's."""
-    parser.add_argument("--data-dir", type=Path, help=flag_help("--data-dir"))
-    parser.add_argument("--database-url", help=flag_help("--database-url"))
-    parser.add_argument("--database-timeout", type=float, help=timeout_help or flag_help("--database-timeout"))
+    parser.add_argument("--data-dir", type=Path, help=flag_help("--data-dir", SERVICES.values()))
+    parser.add_argument("--database-url", help=flag_help("--database-url", SERVICES.values()))
+    parser.add_argument("--database-timeout", type=float, help=timeout_help or flag_help("--database-timeout", SERVICES.values()))
 
 
 def meaningless_store_flag(args: argparse.Namespace) -> str | None:
     """A store flag given that the command would ignore: refused, so nobody believes it took effect."""
-    if args.database_timeout is not None and args.database_url is None and not os.environ.get("DATABASE_URL", "").strip():
+    if args.database_timeout is not None and args.database_url is None and database_url(os.environ) is None:
         return "--database-timeout has no meaning without a database: give --database-url (or DATABASE_URL)"
     return None
 

@@ -1,9 +1,11 @@
-"""What a worker process does to stay tied to the ``cms-mock --workers N`` process that started it.
+"""What a server process does to stay tied to the process that started it.
 
-If the supervisor is killed outright (``kill -9``), nothing tells its workers: they would go on
-serving and holding the port, and a new ``cms-mock`` could not start. Linux lets a process ask to
-be sent a signal when its parent dies (``PR_SET_PDEATHSIG``): each worker asks for SIGTERM, and
-uvicorn then shuts it down gracefully, committing what is queued.
+If that process is killed outright (``kill -9``), nothing tells the server: it would go on
+serving and holding the port. Linux lets a process ask to be sent a signal when its parent dies
+(``PR_SET_PDEATHSIG``): the server asks for SIGTERM, and uvicorn then shuts it down gracefully,
+committing what is queued. A worker of ``cms-mock --workers N`` asks it of its supervisor; the
+pytest plugin has the ``cms-mock`` it starts ask it of the test process, between fork and exec
+(the request survives the exec), so no start of the server can outrun it.
 """
 
 from __future__ import annotations
@@ -21,12 +23,18 @@ SUPERVISOR = "CMS_MOCK_SUPERVISOR_PID"
 
 _PR_SET_PDEATHSIG = 1
 
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+"""Loaded once, at import: between fork and exec nothing may be loaded (another thread of the
+parent could have held the loader's lock at the fork)."""
+
 
 def tie_to_supervisor(supervisor: int) -> None:
-    """Ask for SIGTERM when the parent dies; exit now if it already has."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
-            logger.warning("cannot ask to be stopped with the supervisor: %s", os.strerror(ctypes.get_errno()))
+    """Ask for SIGTERM when the parent, ``supervisor``, dies; exit now if it already has.
+
+    The kernel watches the parent *thread* that forked this process: the supervisor must start
+    it from a thread that lives as long as the server should (its main thread).
+    """
+    if _LIBC is not None and _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        logger.warning("cannot ask to be stopped with the supervisor: %s", os.strerror(ctypes.get_errno()))
     if os.getppid() != supervisor:  # it died before we asked
-        raise SystemExit("cms-mock: the supervising process is gone; this worker stops")
+        raise SystemExit("cms-mock: the supervising process is gone; this server stops")

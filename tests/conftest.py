@@ -1,8 +1,9 @@
 """Test fixtures: every test builds its own app over its own temporary data directory.
 
-``client`` drives an app in-process (its lifespan runs, so the real store opens its file);
-``live`` starts the real ``cms-mock`` command under uvicorn on a free port, for whatever
-depends on the server: ports, signals, restarts, concurrency.
+``client`` drives an app in-process (its lifespan runs, so the real store opens its file),
+with ``blockbuster`` watching its event loop; ``live`` starts the real ``cms-mock`` command
+under uvicorn on a free port, for whatever depends on the server: ports, signals, restarts,
+concurrency.
 """
 
 from __future__ import annotations
@@ -15,11 +16,15 @@ import socket
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar, NamedTuple
 
+import blockbuster.blockbuster as blockbuster_module
 import httpx
 import pytest
+from blockbuster import BlockBuster, BlockBusterFunction, BlockingError, blockbuster_ctx
 
 from cms_mock.app import create_app
 from cms_mock.settings import Settings
@@ -89,14 +94,105 @@ def backend(request: pytest.FixtureRequest) -> dict[str, object]:
     return {}
 
 
+class Allowed(NamedTuple):
+    """A blocking call that may run on the event loop, and why it is cheap there."""
+
+    function: str
+    """As blockbuster names it (``os.stat``, ``io.BufferedReader.read``...), or ``EVERY`` watched function."""
+    file: str
+    caller: str
+    """The function of ``file`` under which the call is allowed (anywhere below it on the stack)."""
+    why: str
+
+
+EVERY = "*"
+
+ALLOWED_ON_THE_LOOP = (
+    Allowed("os.stat", "cms_mock/datafile.py", "signature", why="one stat of the data file: its inode, size and time, from the kernel's cache"),
+    Allowed("os.stat", "cms_mock/store_file.py", "_lock", why="the lock file's identity, checked once the lock is taken without waiting"),
+    Allowed("os.stat", "cms_mock/store_file.py", "problem", why="the health check's look at the data directory: a stat"),
+    Allowed("os.access", "cms_mock/store_file.py", "problem", why="the health check's look at the data file: a permission check on a cached inode"),
+    Allowed(
+        "os.write", "cms_mock/state_local.py", "record", why="a line appended to this worker's journal: the page cache takes it, nothing waits for the disk"
+    ),
+    Allowed(
+        "io.BufferedReader.read", "cms_mock/documents.py", "__init__", why="the favicon, a small file of the package, read once as the middleware is built"
+    ),
+    Allowed("os.stat", "/mimetypes.py", "init", why="the system's MIME type tables, looked for once per process (starlette's own tests allow it)"),
+    Allowed("io.TextIOWrapper.write", "logging/__init__.py", "emit", why="a log line to the process's stream (in tests, the file pytest captures it in)"),
+    Allowed("io.BufferedWriter.write", "logging/__init__.py", "emit", why="the same log line, as the text stream passes it to its buffer"),
+    Allowed(
+        EVERY,
+        "cms_mock/app.py",
+        "lifespan",
+        why="the app's start and stop: no request is served meanwhile (a store may wait for another worker's lock as it opens)",
+    ),
+    Allowed(
+        EVERY,
+        "cms_mock/metrics.py",
+        "render",
+        why="GET /metrics: the process's figures read from /proc (kernel memory, not the disk); with several workers, small files",
+    ),
+    Allowed(
+        EVERY, "asyncpg/connect_utils.py", "_parse_connect_dsn_and_args", why="asyncpg looks for a password file and client certificates as the pool connects"
+    ),
+)
+"""Calls that block but are cheap and local. Anything else that blocks (waits on a lock, syncs,
+reads or parses a whole file) runs off the loop."""
+
+
+class BlockingSeen(BlockingError):
+    """A ``BlockingError`` that is also kept: the app answers an unexpected exception with a 500
+    and a failed commit with a 503, so a blocking call could hide behind an answer a test accepts."""
+
+    seen: ClassVar[list[str]] = []
+
+    def __init__(self, func: str) -> None:
+        super().__init__(func)
+        ours = [frame for frame in traceback.extract_stack() if f"{os.sep}cms_mock{os.sep}" in frame.filename]
+        self.seen.append(f"{func} in {ours[-1].name} ({ours[-1].filename}:{ours[-1].lineno})" if ours else func)
+
+
+def _flock_returns_at_once(_fd: object, operation: int, *_: object) -> bool:
+    """Letting go of a ``flock``, or taking it with ``LOCK_NB``, never waits; taking it otherwise
+    waits for every other holder."""
+    return operation == fcntl.LOCK_UN or bool(operation & fcntl.LOCK_NB)
+
+
 @pytest.fixture
-def client(tmp_path: Path, backend: dict[str, object]) -> Iterator[httpx.Client]:
+def blockbuster() -> Iterator[BlockBuster]:
+    """Blocking calls made by our code on an event loop raise ``BlockingError`` (as starlette's
+    tests use ``blockbuster``), and fail the test even when the app turned them into an answer.
+
+    Beyond blockbuster's own list (sleeps, file reads and writes, sockets, ``stat``...), the calls
+    that wait on another process or on the disk: ``flock`` without ``LOCK_NB``, ``fsync``,
+    ``fdatasync``. The loop watched is whichever runs our code: the test client runs the app on
+    a loop in a thread of its own, and blockbuster asks the calling thread for its running loop.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(blockbuster_module, "BlockingError", BlockingSeen)
+        patch.setattr(BlockingSeen, "seen", [])
+        with blockbuster_ctx("cms_mock") as watcher:
+            watcher.functions["fcntl.flock"] = BlockBusterFunction(None, "fcntl.flock", scanned_modules="cms_mock", can_block_predicate=_flock_returns_at_once)
+            for name in ("os.fsync", "os.fdatasync"):
+                watcher.functions[name] = BlockBusterFunction(None, name, scanned_modules="cms_mock")
+            for allowed in ALLOWED_ON_THE_LOOP:
+                for function in watcher.functions.values() if allowed.function == EVERY else [watcher.functions[allowed.function]]:
+                    function.can_block_in(allowed.file, allowed.caller)
+            for function in watcher.functions.values():
+                function.activate()
+            yield watcher
+        assert not BlockingSeen.seen, f"blocking calls on the event loop: {', '.join(BlockingSeen.seen)}"
+
+
+@pytest.fixture
+def client(tmp_path: Path, backend: dict[str, object], blockbuster: BlockBuster) -> Iterator[httpx.Client]:
     with build_client(tmp_path, **backend) as test_client:
         yield test_client
 
 
 @pytest.fixture
-def profile_client(tmp_path: Path, backend: dict[str, object]) -> Iterator[httpx.Client]:
+def profile_client(tmp_path: Path, backend: dict[str, object], blockbuster: BlockBuster) -> Iterator[httpx.Client]:
     with build_client(tmp_path, service="profile", **backend) as test_client:
         yield test_client
 
@@ -170,6 +266,15 @@ class LiveServer:
         except subprocess.TimeoutExpired:
             self.send_signal(signal.SIGKILL)
             return self.process.wait()
+
+
+class MemoryServer(LiveServer):
+    """The real command with ``--in-memory``, which takes no ``--data-dir``."""
+
+    def command(self) -> list[str]:
+        command = super().command()
+        at = command.index("--data-dir")
+        return [*command[:at], *command[at + 2 :], "--in-memory"]
 
 
 @pytest.fixture

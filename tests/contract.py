@@ -19,9 +19,9 @@ SPECS = {"cms": "openapi.yaml", "profile": "profile-openapi.yaml"}
 METHODS = ("get", "put", "post", "delete", "patch")
 
 
-def load(service: str) -> dict[str, Any]:
-    """The spec with every ``$ref`` resolved."""
-    with open(ROOT / SPECS[service], encoding="utf-8") as handle:
+def load(spec: str) -> dict[str, Any]:
+    """A service's spec (``spec`` a key of ``SPECS``) or any spec file's (its name), with every ``$ref`` resolved."""
+    with open(ROOT / SPECS.get(spec, spec), encoding="utf-8") as handle:
         return resolve_refs(yaml.safe_load(handle))  # type: ignore[no-any-return]
 
 

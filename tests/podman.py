@@ -21,11 +21,14 @@ cannot schedule health checks; ``podman healthcheck run`` runs one.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import resource
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -41,6 +44,12 @@ PACKAGES = ("python3", "python3-venv", "ca-certificates", "passwd")
 EXTRA_CERTIFICATES = Path("/usr/local/share/ca-certificates")
 MMDEBSTRAP_HOOKS = Path("/usr/share/mmdebstrap/hooks")
 SCRATCH = Path("/dev/shm")
+SCRATCH_NEEDED = 3 * 2**30 // 2
+"""What making the base needs free in ``SCRATCH`` (the chroot, and the tarball packed from it);
+with less free there, the chroot is made in the test's own directory on disk."""
+BASE_LOCK = Path(tempfile.gettempdir(), f"cms-mock-podman-base-{os.getuid()}.lock")
+"""Held while the base is looked for and made: two runs on one machine would otherwise both find
+none, both make it, and the second import would take the name from the first's image."""
 BASE_CONFIG = (
     "ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "ENV LANG=C.UTF-8",
@@ -106,8 +115,12 @@ class Podman:
 
     def make_base(self) -> None:
         """Make and import the base image unless one of its name is stored."""
-        if self.has_image(BASE_IMAGE):
-            return
+        with open(BASE_LOCK, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not self.has_image(BASE_IMAGE):
+                self._import_base()
+
+    def _import_base(self) -> None:
         hooks = [f"--hook-dir={MMDEBSTRAP_HOOKS / name}" for name in ("merged-usr", "eatmydata")]
         certificates = sorted(str(path) for path in EXTRA_CERTIFICATES.glob("*.crt"))
         customize = [f"copy-in {' '.join(certificates)} {EXTRA_CERTIFICATES}"] if certificates else []
@@ -125,8 +138,9 @@ class Podman:
             *apt_sources(),
         ]
         log = self.workdir / "mmdebstrap.log"
-        # The chroot is made, packed and removed in memory where there is a tmpfs for it.
-        env = {**os.environ, "TMPDIR": str(SCRATCH)} if SCRATCH.is_dir() else None
+        # mmdebstrap makes the chroot in TMPDIR: in memory where a tmpfs has room for it, else on disk.
+        roomy = SCRATCH.is_dir() and shutil.disk_usage(SCRATCH).free > SCRATCH_NEEDED
+        env = {**os.environ, "TMPDIR": str(SCRATCH if roomy else self.workdir)}
         with open(log, "w") as errors, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, env=env) as tarball:
             assert tarball.stdout is not None
             try:
@@ -147,6 +161,11 @@ class Podman:
     def build(self, context: Path, tag: str) -> None:
         """``podman build`` of ``context``'s Dockerfile, from the stored base only."""
         self("build", "--format", "docker", "--pull=never", "--network", "host", "--tag", tag, str(context), timeout=900)
+
+    def remove_image(self, tag: str) -> None:
+        """Remove ``tag``, and with it the intermediate images its build left that no other
+        image is made from (podman keeps those an image of another build still needs)."""
+        self("rmi", tag, timeout=300)
 
 
 class Container:

@@ -77,7 +77,7 @@ def test_a_given_profile_id_stays_exact_in_every_client_and_ids_made_after_it_fi
     largest = 2**53 - 1
     assert profile_client.put("/__admin/records", json=[{"id": largest + 1, **NEW_PROFILE}]).status_code == 422
     assert profile_client.put("/__admin/records", json=[{"id": largest, **NEW_PROFILE}]).status_code == 204
-    assert profile_client.post("/customers", json=NEW_PROFILE).json()["id"] == largest + 1  # was 2**63 after a given 2**63 - 1
+    assert profile_client.post("/customers", json=NEW_PROFILE).status_code == 422  # no id is left: creates keep the same limit
 
 
 def test_a_body_of_a_million_problems_lists_the_first_hundred(client):
@@ -209,3 +209,41 @@ def test_snapshots_saved_under_writes_from_two_workers_lose_no_acknowledged_writ
 
 def http_records(url: str) -> dict:
     return httpx.get(f"{url}/__admin/records", timeout=30).json()
+
+
+def test_given_timestamps_must_be_real_times_in_order_with_room_to_move_forward(client):
+    before = client.get("/__admin/records").json()
+    body = {
+        "a": {**NEW_CUSTOMER, "created_at": "2026-02-30T25:61:61.000000", "updated_at": "0000-00-00T00:00:00.000000"},
+        "b": {**NEW_CUSTOMER, "created_at": STAMP, "updated_at": "2023-12-31T23:59:59.999999"},
+        "c": {**NEW_CUSTOMER, "updated_at": "9999-12-31T23:59:59.999999"},
+    }
+    refused = client.put("/__admin/records", json=body)
+    assert refused.status_code == 422
+    assert [(p["loc"], p["msg"]) for p in refused.json()["detail"]] == [
+        (["body", "a", "created_at"], "is not a real time: day is out of range for month"),
+        (["body", "a", "updated_at"], "is not a real time: year 0 is out of range"),
+        (["body", "b", "updated_at"], f"must not be before created_at ({STAMP})"),
+        (["body", "c", "updated_at"], "is the last time there is (9999-12-31T23:59:59.999999): updated_at must have room to move forward"),
+    ]
+    assert client.get("/__admin/records").json() == before
+
+
+def test_left_out_profile_ids_past_the_largest_are_refused_and_change_nothing(profile_client):
+    near = {"id": 2**53 - 1, **NEW_PROFILE}
+    refused = profile_client.put("/__admin/records", json=[near, NEW_PROFILE])
+    assert refused.status_code == 422
+    words = f"every id from 1 to {2**53 - 1} (2^53 - 1, the largest exact in every JSON client) has been given out"
+    assert refused.json() == {"error": f"Validation failed: 1.id: no id is left to give: {words}"}
+    assert [p["id"] for p in profile_client.get("/customers").json()] == [1, 2, 3]
+    assert profile_client.post("/customers", json=NEW_PROFILE).json()["id"] == 4
+
+
+def test_fixtures_with_an_impossible_time_stop_the_start_naming_the_record_and_field(tmp_path):
+    fixtures = tmp_path / "fixtures.json"
+    fixtures.write_text(json.dumps({"f1": {"id": "f1", **NEW_CUSTOMER, "created_at": STAMP, "updated_at": "2026-02-30T00:00:00.000000"}}))
+    refused = subprocess.run(
+        [sys.executable, "-m", "cms_mock", "--fixtures", str(fixtures), "--data-dir", str(tmp_path / "d")], capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 2
+    assert "record 'f1': updated_at: is not a real time: day is out of range for month" in refused.stderr

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cms_mock.services import SERVICES
 from cms_mock.settings import TABLE
 from tests.conftest import NEW_CUSTOMER, LiveServer, free_port, wait_healthy
 
@@ -148,7 +150,7 @@ def test_serve_all_runs_both_services_in_one_process(tmp_path):
 
 
 def test_help_prints_usage_and_no_warning():
-    """Every start once printed starlette's deprecation warning about httpx (httpx2 is now a dependency)."""
+    """A start prints no warning: connexion's starlette test client warns unless httpx2 (a dependency) is installed."""
     result = subprocess.run([sys.executable, "-m", "cms_mock", "--help"], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 0
     assert result.stdout.startswith("usage: cms-mock")
@@ -216,10 +218,73 @@ def test_help_lists_every_setting_from_the_table_and_no_flag_that_does_not_exist
     assert result.returncode == 0
     text = " ".join(result.stdout.split())  # argparse wraps the flags' help
     for setting in TABLE:
-        if setting.flag is None:
-            assert f"{setting.variable} {setting.meaning} (default {setting.default})" in text
+        default, meaning = setting.described(SERVICES.values())
+        if setting.variable == "SERVICE":  # for 'uvicorn cms_mock.app:app'; this command takes 'serve NAME'
+            assert "SERVICE" not in text
+        elif setting.flag is None:
+            assert f"{setting.variable} {meaning} (default {default})" in text
         else:
-            assert setting.help in text, setting
+            assert setting.help(SERVICES.values()) in text, setting
     offered = set(re.findall(r"--[a-z][a-z-]*", result.stdout.split("options:")[1].split("\n\n")[0]))
     named = set(re.findall(r"--[a-z][a-z-]*", result.stdout))
     assert named <= offered, named - offered
+
+
+def test_serve_all_refuses_a_port_from_the_environment_naming_the_flags(tmp_path):
+    """PORT would be ignored as --port is: each service of 'serve all' has its own flag."""
+    env = {**os.environ, "PORT": "4105"}
+    result = subprocess.run([sys.executable, "-m", "cms_mock", "serve", "all"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "cms-mock: error: the environment's PORT has no meaning with 'serve all': unset it, and use --cms-port / --profile-port" in result.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_blank_database_url_is_no_database_for_the_timeout_flag_as_for_the_settings(tmp_path):
+    env = {**os.environ, "DATABASE_URL": "  "}
+    result = subprocess.run([sys.executable, "-m", "cms_mock", "--database-timeout", "3"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "--database-timeout has no meaning without a database" in result.stderr
+
+
+def test_a_listening_socket_passed_down_is_served(tmp_path):
+    """``--fd``: the port is bound before the server starts, so nobody else can take it meanwhile."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        command = [sys.executable, "-m", "cms_mock", "--fd", str(listener.fileno()), "--data-dir", str(tmp_path)]
+        process = subprocess.Popen(command, pass_fds=(listener.fileno(),), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_healthy(url, process)
+        except BaseException:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise
+        assert httpx.post(f"{url}/api/customers/", json=NEW_CUSTOMER).status_code == 201
+        code, output = stop(process)
+    assert code == 0, output
+    assert len(json.loads((tmp_path / "customers.json").read_text())) == 3
+
+
+NOT_SERVABLE = [
+    (["--fd", "0"], "cms-mock: --fd 0 is not an open socket: Socket operation on non-socket"),
+    (["--fd", "{bound}"], "cms-mock: --fd {bound} is not a listening stream socket: bind it and listen before starting cms-mock"),
+    (["--fd", "{datagram}"], "cms-mock: --fd {datagram} is not a listening stream socket"),
+    (["--fd", "{listening}", "--workers", "2"], "cms-mock: --fd cannot be combined with several workers: one process serves the socket"),
+    (["serve", "all", "--fd", "{listening}"], "cms-mock: error: --fd has no meaning with 'serve all': one socket serves one service"),
+    (["--fd", "{listening}", "--port", "4105"], "cms-mock: error: --port has no meaning with --fd: the socket is bound already"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), NOT_SERVABLE, ids=[" ".join(case[0]) for case in NOT_SERVABLE])
+def test_what_fd_cannot_serve_is_refused_before_anything_starts(tmp_path, args, message):
+    with socket.socket() as bound, socket.socket(type=socket.SOCK_DGRAM) as datagram, socket.socket() as listening:
+        bound.bind(("127.0.0.1", 0))
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        fds = {"bound": bound.fileno(), "datagram": datagram.fileno(), "listening": listening.fileno()}
+        command = [sys.executable, "-m", "cms_mock", *(arg.format(**fds) for arg in args), "--data-dir", str(tmp_path / "data")]
+        env = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
+        result = subprocess.run(command, env=env, pass_fds=tuple(fds.values()), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert message.format(**fds) in result.stderr
+    assert not (tmp_path / "data").exists()

@@ -1,4 +1,4 @@
-"""Conditional requests on records (issue 13's second part): ``ETag``, ``If-None-Match`` (304),
+"""Conditional requests on records: ``ETag``, ``If-None-Match`` (304),
 ``If-Match`` (412, checked in the store's atomic step), ``Location``; on the JSON file and on
 PostgreSQL, in each service's dialect."""
 

@@ -18,7 +18,6 @@ from tests.conftest import NEW_CUSTOMER, free_port, require
 from tests.podman import TOOLS, Container, Podman
 
 ROOT = Path(__file__).parent.parent
-IMAGE = "localhost/cms-mock:test"
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +29,17 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Podman:
 
 
 @pytest.fixture(scope="module")
-def image(podman: Podman) -> str:
+def image(podman: Podman) -> Iterator[str]:
+    """The image, under a tag of this run's own (another run on the machine builds its own),
+    removed at the end with the layers its build left."""
+    tag = f"localhost/cms-mock:test-{uuid.uuid4().hex[:12]}"
     podman.make_base()
-    podman.build(ROOT, IMAGE)
-    return IMAGE
+    try:
+        podman.build(ROOT, tag)
+        yield tag
+    finally:
+        if podman.has_image(tag):
+            podman.remove_image(tag)
 
 
 @contextmanager

@@ -11,8 +11,12 @@ every author follows:
 - ```` ```python ```` blocks run with the venv's python and must exit 0; one that defines
   ``test_`` functions is a consumer's test file and runs under a real ``pytest`` in a directory
   of its own (the plugin starts its own servers).
-- A block preceded by ``<!-- not run: reason -->`` is skipped (it needs Docker, or starts a
-  server on a fixed port as a how-to).
+- A ``bash`` block of start commands (``cms-mock``, ``python -m cms_mock``, ``uvicorn``, one a
+  line) starts each in the background on free ports (its port flags rewritten, or added where it
+  names none), in a directory of its own, until ``/health`` answers on each; then stops it with
+  ``SIGINT``, as ``Ctrl-C`` would, and it must exit 0.
+- A block preceded by ``<!-- not run: reason -->`` is skipped: it needs Docker, installs
+  packages, or runs the project's own suite (which runs this file).
 
 Each page gets a fresh CMS and profile service over a data directory of its own (``data/`` in
 the page's working directory, so ``jq . data/customers.json`` reads the CMS's file);
@@ -20,18 +24,25 @@ the page's working directory, so ``jq . data/customers.json`` reads the CMS's fi
 the expected output alike. ``CMS_URL``/``PROFILE_URL`` hold their URLs, the venv's ``bin`` is
 first on ``PATH`` (``.venv/bin/cms-mock`` works too), and a page that says ``$DATABASE_URL``
 gets a new database of the tests' throwaway PostgreSQL cluster, which its servers use as well.
+A page that runs ``curl``, ``jq`` or ``psql`` needs it installed: with ``CI=true`` a missing
+one fails the run. A consumer's test file may import only the standard library and what
+``cms-mock[pytest]`` installs.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import os
 import re
 import select
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import tomllib
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -39,15 +50,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, free_port, require, wait_healthy
+from tests.contract import ROOT
 
-ROOT = Path(__file__).parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 RUNNABLE = ("bash", "console", "python")
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})\s*(?P<lang>[\w+-]*)")
 NOT_RUN = re.compile(r"^\s*<!--\s*not run:.*-->\s*$")
 BLOCK_TIMEOUT = 60
 PYTEST_TIMEOUT = 180
+START_TIMEOUT = 60
+# A line that starts a server and keeps running: cms-mock (but not its export or import), as a
+# module, or under uvicorn; environment assignments may precede it.
+START = re.compile(r"^(?:\w+=\S*\s+)*(?:(?:\.venv/bin/)?cms-mock(?!\s+(?:export|import)\b)|python3? -m cms_mock|uvicorn)\b")
+COMMENT = re.compile(r"(?:^|\s+)#.*$")
+SERVE_ALL = re.compile(r"\bserve all\b")
+# The Debian package that has each tool the examples run.
+TOOLS = {"curl": "curl", "jq": "jq", "psql": "postgresql"}
 
 
 @dataclass(frozen=True)
@@ -82,6 +101,83 @@ def blocks(page: Path) -> list[Block]:
 
 def runnable(page: Path) -> list[Block]:
     return [block for block in blocks(page) if block.lang in RUNNABLE and not block.skipped]
+
+
+def start_commands(block: Block) -> list[str]:
+    """A ``bash`` block's commands when each starts a server (comments dropped); else none."""
+    lines = [COMMENT.sub("", line).strip() for line in block.text.splitlines()] if block.lang == "bash" else []
+    lines = [line for line in lines if line]
+    return lines if lines and all(START.match(line) for line in lines) else []
+
+
+def on_free_ports(command: str) -> tuple[str, list[int]]:
+    """The command listening on free ports: each port flag it takes rewritten, or added."""
+    ports: list[int] = []
+    for flag in ("--cms-port", "--profile-port") if SERVE_ALL.search(command) else ("--port",):
+        ports.append(free_port())
+        given = re.compile(rf"(?<![\w-]){flag}[= ]\d+")
+        command = given.sub(f"{flag} {ports[-1]}", command) if given.search(command) else f"{command} {flag} {ports[-1]}"
+    return command, ports
+
+
+class Started(LiveServer):
+    """A documented start command, run as written but on free ports, in ``cwd``."""
+
+    def __init__(self, command: str, cwd: Path, env: dict[str, str]) -> None:
+        self.text, self.ports = on_free_ports(command)
+        self.cwd = cwd
+        super().__init__(cwd / "data", env=env, port=self.ports[0])
+
+    def command(self) -> list[str]:
+        return ["bash", "-c", f"cd {shlex.quote(str(self.cwd))} && {self.text}"]
+
+
+def run_starts(starts: list[str], work: Path, env: dict[str, str]) -> None:
+    """Each command started, healthy on each of its ports, then stopped as ``Ctrl-C`` stops it."""
+    cwd = work / "started"
+    if not cwd.exists():
+        cwd.mkdir()
+        (cwd / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    for command in starts:
+        server = Started(command, cwd, env)
+        server.start(wait=False)
+        try:
+            assert server.process is not None
+            for port in server.ports:
+                wait_healthy(f"http://127.0.0.1:{port}", server.process, START_TIMEOUT)
+        except (RuntimeError, TimeoutError) as exc:
+            server.stop(signal.SIGKILL)
+            raise ExampleFailed(f"$ {server.text}\n{exc}:\n{server.output()}") from None
+        status = server.stop(signal.SIGINT)
+        if status != 0:
+            raise ExampleFailed(f"$ {server.text}\nexited with status {status} on SIGINT:\n{server.output()}")
+
+
+def require_tools(examples: list[Block], env: dict[str, str]) -> None:
+    """Each tool the page's shell blocks run, installed (``require``: in CI a missing one fails)."""
+    shell = "\n".join(block.text for block in examples if block.lang != "python")
+    for tool, package in TOOLS.items():
+        if re.search(rf"(?<![\w/.-]){tool}\b", shell) and shutil.which(tool, path=env["PATH"]) is None:
+            require(tool, f"the examples run it; .ci/run installs Debian's {package} package")
+
+
+def extra_imports() -> set[str]:
+    """What ``cms-mock[pytest]`` lets a consumer's test import: the standard library, cms_mock, the extra."""
+    with open(ROOT / "pyproject.toml", "rb") as handle:
+        extra = tomllib.load(handle)["project"]["optional-dependencies"]["pytest"]
+    named = {re.split(r"[^\w.-]", requirement, maxsplit=1)[0].lower().replace("-", "_") for requirement in extra}
+    return {*sys.stdlib_module_names, "cms_mock", *named}
+
+
+def imports(source: str) -> set[str]:
+    """The top-level modules a Python file imports."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found
 
 
 def commands(console: str) -> list[tuple[str, list[str]]]:
@@ -180,6 +276,9 @@ def run_python(block: Block, work: Path, env: dict[str, str]) -> None:
 
 def run_pytest(block: Block, work: Path, env: dict[str, str]) -> None:
     """A consumer's test file, as its first-line comment names it, in a project of its own."""
+    uninstalled = imports(block.text) - extra_imports()
+    if uninstalled:
+        raise ExampleFailed(f"imports {', '.join(sorted(uninstalled))}, which pip install 'cms-mock[pytest]' does not install")
     named = re.match(r"#\s*(test_\w+\.py)", block.text)
     project = work / f"project_{block.line}"
     project.mkdir()
@@ -225,6 +324,8 @@ def at_ports(block: Block, cms: LiveServer, profile: LiveServer) -> Block:
 def run_in_session(block: Block, shell: Shell, work: Path, env: dict[str, str]) -> None:
     if block.lang == "python":
         run_python(block, work, env)
+    elif starts := start_commands(block):
+        run_starts(starts, work, env)
     elif block.lang == "bash":
         shell.run(block.text)
     else:
@@ -245,11 +346,19 @@ def check(page: Path, block: Block, run: Callable[[Block], None]) -> None:
     pytest.fail(message, pytrace=False)
 
 
-@pytest.mark.parametrize("page", PAGES, ids=page_id)
+def page_param(page: Path) -> object:
+    """The page, skipped with its reason when it has no example to run."""
+    if runnable(page):
+        return pytest.param(page, id=page_id(page))
+    return pytest.param(page, id=page_id(page), marks=pytest.mark.skip(reason="no example to run: no bash, console or python block that is not marked not run"))
+
+
+@pytest.mark.parametrize("page", [page_param(page) for page in PAGES])
 def test_the_page_s_examples_run_as_written(page: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     examples = runnable(page)
     env = {name: value for name, value in os.environ.items() if not name.startswith("PYTEST_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    require_tools(examples, env)
     if any("$DATABASE_URL" in block.text for block in examples):
         env["DATABASE_URL"] = request.getfixturevalue("postgres").database()
     (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 
-from tests.conftest import NEW_PROFILE, build_client
+from cms_mock.records import LARGEST_ID
+from tests.conftest import NEW_PROFILE, LiveServer, MemoryServer, build_client
+from tests.test_declared_answers import Contract
 
 FIELDS = {"id", "first_name", "last_name", "email", "phone_number", "address", "date_of_birth", "created_at", "updated_at"}
 
@@ -191,3 +194,23 @@ def test_in_memory_writes_nothing(tmp_path):
 
 def test_cors_is_on(profile_client):
     assert profile_client.get("/customers/1", headers={"origin": "http://x.test"}).headers["access-control-allow-origin"] == "*"
+
+
+@pytest.mark.parametrize("kind", [MemoryServer, LiveServer], ids=["memory", "file"])
+def test_a_create_past_the_largest_id_stores_nothing_and_says_why(tmp_path, kind):
+    """The limit an import keeps (2^53 - 1) is the create's too, so what the service holds
+    always imports again (PostgreSQL: ``test_transfer``)."""
+    server = kind(tmp_path / "data", "serve", "profile").start()
+    try:
+        largest = {"id": LARGEST_ID, **NEW_PROFILE, "created_at": "2024-01-01T00:00:00.000000", "updated_at": "2024-01-01T00:00:00.000000"}
+        assert httpx.put(f"{server.url}/__admin/records", json=[largest]).status_code == 204
+        for _ in range(2):
+            refused = httpx.post(f"{server.url}/customers", json=NEW_PROFILE)
+            assert refused.status_code == 422
+            assert refused.json()["error"].startswith(f"No id is left to give: every id from 1 to {LARGEST_ID}")
+            assert not Contract("profile").violations("POST", "/customers", refused)
+        held = httpx.get(f"{server.url}/__admin/records").json()
+        assert held == {str(LARGEST_ID): largest}
+        assert httpx.put(f"{server.url}/__admin/records", json=held).status_code == 204
+    finally:
+        server.stop()

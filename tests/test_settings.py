@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,9 @@ from cms_mock.services import SERVICES, service
 from cms_mock.settings import MAX_WORKERS, PROCESS_VARIABLES, TABLE, Settings, SettingsError, settings_markdown, variables
 from cms_mock.state_local import STATE_DIR
 from cms_mock.workers import SUPERVISOR
+from docs.hooks.settings_table import MARKER
+
+ROOT = Path(__file__).parent.parent
 
 
 def test_defaults_match_the_seed():
@@ -136,9 +140,8 @@ class _Watched(dict):
 def test_every_variable_settings_read_is_in_the_table():
     env = _Watched()
     Settings.from_env(env)
-    listed = {setting.variable for setting in TABLE}
-    assert env.asked
-    assert env.asked <= listed, env.asked - listed
+    listed = {setting.variable for setting in TABLE if setting.variable}
+    assert env.asked == listed, (env.asked - listed, listed - env.asked)
 
 
 def test_the_table_names_each_variable_and_flag_once_and_the_process_variables_are_cms_mocks():
@@ -148,21 +151,57 @@ def test_the_table_names_each_variable_and_flag_once_and_the_process_variables_a
     assert set(variables()) == {s.variable for s in TABLE if s.variable} | set(PROCESS_VARIABLES)
 
 
-def test_the_pytest_plugin_keeps_every_variable_of_the_table_from_its_servers():
-    assert set(variables()) == pytest_plugin._SETTINGS
+def test_every_settings_field_has_a_row_whose_default_is_the_fields():
+    """The default a row shows, given as its variable, is the default: the table copies nothing by hand."""
+    assert {setting.field for setting in TABLE} == {field.name for field in dataclasses.fields(Settings)} - {"notices"}
+    shown = [setting for setting in TABLE if setting.variable and getattr(Settings(), setting.field) is not None]
+    assert len(shown) > 10
+    for setting in shown:
+        assert Settings.from_env({setting.variable: setting.default}) == Settings(), setting
+    assert [setting.default for setting in TABLE if getattr(Settings(), setting.field) is None] == [
+        setting.unset for setting in TABLE if getattr(Settings(), setting.field) is None
+    ]
+
+
+def test_the_table_says_what_it_says_of_the_services_from_the_services():
+    described = {setting.variable: setting.described(SERVICES.values()) for setting in TABLE}
+    assert described["PORT"][0] == ", ".join(f"{entry.default_port} ({entry.key})" for entry in SERVICES.values())
+    assert all(entry.data_file in described["DATA_DIR"][1] for entry in SERVICES.values())
+    assert f"({' or '.join(SERVICES)})" in described["SERVICE"][1]
+    assert not any("{" in default + meaning for default, meaning in described.values())
+
+
+def test_a_server_the_pytest_plugin_starts_inherits_none_of_the_tables_variables(tmp_path, monkeypatch):
+    """The consumer's own DATABASE_URL or API_KEY are not the mock's: read from the server's own environment."""
+    for name in variables():
+        monkeypatch.setenv(name, "polluted")
+    monkeypatch.setenv("CMS_MOCK_TEST_UNRELATED", "kept")
+    server = pytest_plugin.start_server("cms", tmp_path / "data")
+    try:
+        assert server._process is not None
+        inherited = dict(entry.split(b"=", 1) for entry in Path(f"/proc/{server._process.pid}/environ").read_bytes().split(b"\0") if entry)
+    finally:
+        server.stop()
+    assert inherited[b"CMS_MOCK_TEST_UNRELATED"] == b"kept"
+    assert not {name.encode() for name in variables()} & set(inherited)
+
+
+def test_the_configuration_page_has_the_marker_the_table_replaces():
+    assert MARKER in (ROOT / "docs" / "configuration.md").read_text()
 
 
 def test_the_documentation_table_has_a_row_per_setting():
-    header, rule, *rows = settings_markdown().splitlines()
+    header, rule, *rows = settings_markdown(SERVICES.values()).splitlines()
     assert (header, rule) == ("| Variable | Flag | Default | Meaning |", "|---|---|---|---|")
     assert len(rows) == len(TABLE)
     for row, setting in zip(rows, TABLE, strict=True):
+        default, meaning = setting.described(SERVICES.values())
         cells = [cell.strip() for cell in row.strip("|").split(" | ")]
         assert cells == [
             f"`{setting.variable}`" if setting.variable else "",
             f"`{setting.flag}`" if setting.flag else "",
-            f"`{setting.default}`",
-            setting.meaning,
+            f"`{default}`",
+            meaning,
         ]
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from cms_mock import samples
+from cms_mock import datafile, samples
 from cms_mock.datafile import _document, _members, _records, render
 from cms_mock.errors import CorruptDataFile
 from cms_mock.runtime import json_array_response
@@ -169,3 +172,49 @@ def test_a_valid_file_in_another_layout_is_read_whole(tmp_path, indent):
     customers = {c["id"]: c for c in samples.customers()}
     (tmp_path / "customers.json").write_text(json.dumps(customers, indent=indent))
     assert listed(open_store(tmp_path)) == list(customers.values())
+
+
+def create_in_another_process(data_dir: Path) -> dict:
+    """A customer created by another process's store over the same data file."""
+    script = (
+        "import asyncio, json, sys\n"
+        "from pathlib import Path\n"
+        "from cms_mock.services import SERVICES\n"
+        "from cms_mock.store_file import FileStore\n"
+        "async def main():\n"
+        "    store = FileStore(Path(sys.argv[1]) / 'customers.json', SERVICES['cms'].rules)\n"
+        "    await store.open()\n"
+        "    sys.stdout.buffer.write(await store.create(json.loads(sys.argv[2])))\n"
+        "    await store.close()\n"
+        "asyncio.run(main())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(data_dir), json.dumps(NEW_CUSTOMER)], capture_output=True, check=True, timeout=60)
+    return json.loads(done.stdout)
+
+
+def test_a_read_after_another_process_wrote_re_reads_the_file_off_the_event_loop(tmp_path, blockbuster):
+    """The whole file is read and parsed in a thread (``blockbuster`` fails the test otherwise)."""
+    with build_client(tmp_path) as client:
+        created = create_in_another_process(tmp_path)
+        assert client.get(f"/api/customers/{created['id']}").json() == created
+        assert client.get("/health").json()["total_customers"] == 3
+
+
+def test_readers_that_find_the_file_changed_share_one_re_read_in_a_thread(tmp_path, monkeypatch):
+    store = open_store(tmp_path)
+    created = create_in_another_process(tmp_path)
+    reads: list[int] = []
+    load = datafile.load
+
+    def counted_load(*args, **kwargs):
+        reads.append(threading.get_ident())
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(datafile, "load", counted_load)
+
+    async def readers() -> list[bytes]:
+        return await asyncio.gather(*(store.get(created["id"]) for _ in range(5)))
+
+    assert [json.loads(body) for body in asyncio.run(readers())] == [created] * 5
+    assert len(reads) == 1
+    assert reads[0] != threading.get_ident()  # asyncio.run's loop runs in this thread

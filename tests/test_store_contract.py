@@ -18,7 +18,8 @@ import orjson
 import pytest
 
 from cms_mock import samples
-from cms_mock.errors import RecordNotFound, StoreUnavailable
+from cms_mock.errors import ApiError, InvalidBody, RecordNotFound, StoreUnavailable
+from cms_mock.records import LARGEST_ID, timestamp
 from cms_mock.services import SERVICES
 from cms_mock.store import Listing, Query, RecordStore
 from cms_mock.store_file import FileStore
@@ -272,5 +273,58 @@ def test_find_filters_searches_sorts_and_pages_in_one_moment(store_of):
             by_name = sorted(everyone, key=lambda p: p["last_name"])  # code points: "Lee" < "lee" < "Ōta"; ties in creation order
             assert await found(sort=(("last_name", False),), offset=10) == ([p["id"] for p in by_name][10:], len(ids))
             assert await found(text="%") == ([], 0)
+
+    run(scenario())
+
+
+def test_updated_at_moves_to_the_later_of_now_and_a_microsecond_after_the_last(store_of):
+    """Another instance's clock may be ahead, a fixture may hold a future time: an update never
+    moves ``updated_at`` back. At the last instant there is, no update can move it forward, so
+    none is made; and a left-out ``created_at`` is never after a given ``updated_at``."""
+    future, past = "3000-01-01T00:00:00.000000", "2020-01-01T00:00:00.000000"
+    given = [
+        {"id": "future", **NEW_CUSTOMER, "created_at": past, "updated_at": future},
+        {"id": "past", **NEW_CUSTOMER, "created_at": past, "updated_at": past},
+        {"id": "edge", **NEW_CUSTOMER, "created_at": past, "updated_at": "9999-12-31T23:59:59.999998"},
+        {"id": "later", **NEW_CUSTOMER, "updated_at": past},
+    ]
+
+    async def scenario() -> None:
+        async with store_of("cms") as store:
+            await store.replace_all(given)
+            later = json.loads(await store.get("later"))
+            assert later["created_at"] <= later["updated_at"] == past  # made as on create, but not after what was given
+            assert json.loads(await store.update("future", {}))["updated_at"] == "3000-01-01T00:00:00.000001"
+            before = timestamp()
+            assert json.loads(await store.update("past", {"name": "Now"}))["updated_at"] >= before  # now: later than past + 1 µs
+            last = json.loads(await store.update("edge", {}))
+            assert last["updated_at"] == "9999-12-31T23:59:59.999999"
+            with pytest.raises(InvalidBody, match="Customer with ID edge cannot change: its updated_at is the last time there is"):
+                await store.update("edge", {"name": "Never"})
+            assert json.loads(await store.get("edge")) == last
+
+    run(scenario())
+
+
+def test_no_id_past_the_largest_an_import_takes_is_ever_made(store_of):
+    """Creates and imports keep one limit (``LARGEST_ID``, 2^53 - 1): a create past it stores
+    nothing, and a replacement whose left-out ids would pass it changes nothing, ids to come included."""
+    stamp = "2020-01-01T00:00:00.000000"
+    near = {"id": LARGEST_ID - 1, **NEW_PROFILE, "created_at": stamp, "updated_at": stamp}
+
+    async def scenario() -> None:
+        async with store_of("profile") as store:
+            with pytest.raises(InvalidBody) as refused:
+                await store.replace_all([near, dict(NEW_PROFILE), dict(NEW_PROFILE)])
+            assert [(e.loc, e.type) for e in refused.value.errors] == [(("body", 2, "id"), "value_error.id")]
+            assert [r["id"] for r in await records(store)] == [1, 2, 3]
+            assert json.loads(await store.create(dict(NEW_PROFILE)))["id"] == 4  # the ids to come did not move
+            await store.replace_all([near, dict(NEW_PROFILE)])
+            assert [r["id"] for r in await records(store)] == [LARGEST_ID - 1, LARGEST_ID]
+            for _ in range(2):
+                with pytest.raises(ApiError, match=f"No id is left to give: every id from 1 to {LARGEST_ID} .* has been given out; nothing was stored") as past:
+                    await store.create(dict(NEW_PROFILE))
+                assert past.value.status == 422
+            assert [r["id"] for r in await records(store)] == [LARGEST_ID - 1, LARGEST_ID]
 
     run(scenario())

@@ -22,11 +22,9 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
-from connexion.json_schema import resolve_refs
 
 from tests.conftest import NEW_CUSTOMER, NEW_PROFILE, LiveServer, build_client, require
-from tests.contract import ROOT, operations
+from tests.contract import load, operations
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -40,11 +38,6 @@ CHROMIUM_ARGS = [
 ]
 SPEC_FILES = ("openapi.yaml", "profile-openapi.yaml", "admin-openapi.yaml")
 ANSWER_TIMEOUT_MS = 15_000
-
-
-def resolved_spec(name: str) -> dict[str, Any]:
-    with open(ROOT / name, encoding="utf-8") as handle:
-        return resolve_refs(yaml.safe_load(handle))  # type: ignore[no-any-return]
 
 
 def prefills(parameter: dict[str, Any]) -> list[str]:
@@ -65,7 +58,7 @@ def prefills(parameter: dict[str, Any]) -> list[str]:
 
 @pytest.mark.parametrize("name", SPEC_FILES)
 def test_no_parameter_but_a_path_id_prefills_a_value(name):
-    spec = resolved_spec(name)
+    spec = load(name)
     found = {}
     for method, path, operation, item in operations(spec):
         for parameter in [*item.get("parameters", []), *operation.get("parameters", [])]:
@@ -184,7 +177,7 @@ def test_every_operation_answers_its_success_with_the_forms_defaults(request, br
     page = open_docs(browser, f"{server.url}/docs")
     assert page.locator(".authorization__btn").count() == 0  # no key asked: no padlock, no Authorize
     assert page.locator("button.authorize").count() == 0
-    every = list(operations(resolved_spec(spec_file)))
+    every = list(operations(load(spec_file)))
     answered = {}
     for method, _, operation, item in sorted(every, key=lambda found: found[0] == "DELETE"):  # DELETE last
         record_id = doomed if method == "DELETE" else existing
@@ -197,26 +190,54 @@ def test_every_operation_answers_its_success_with_the_forms_defaults(request, br
 
 def test_every_read_of_the_control_plane_answers_200_with_the_forms_defaults(browser, cms):
     page = open_docs(browser, f"{cms.url}/__admin/docs")
-    reads = [(path, operation, item) for method, path, operation, item in operations(resolved_spec("admin-openapi.yaml")) if method == "GET"]
+    reads = [(path, operation, item) for method, path, operation, item in operations(load("admin-openapi.yaml")) if method == "GET"]
     answered = {operation["operationId"]: execute(page, operation["tags"][0], operation["operationId"], {}) for path, operation, item in reads}
     page.close()
     assert answered == {operation["operationId"]: min(successes(operation)) for _, operation, _ in reads}
     assert len(answered) >= 5
 
 
+KEY = "s3cret"
+KEYED = {"API_KEY": KEY, "API_KEY_READS": "true"}
+
+
+def authorize(page: Any) -> None:
+    """Authorize, give the key, close the dialog: every Execute from now on sends it."""
+    page.locator("button.authorize").click()
+    page.locator(".auth-container input").fill(KEY)
+    page.locator(".auth-btn-wrapper button.authorize").click()
+    page.locator(".auth-btn-wrapper button.btn-done").click()
+
+
 def test_with_an_api_key_the_page_asks_for_it_and_authorize_makes_execute_work(browser, tmp_path):
-    server = LiveServer(tmp_path / "data", env={"API_KEY": "s3cret", "API_KEY_READS": "true"}).start()
+    server = LiveServer(tmp_path / "data", env=KEYED).start()
     try:
-        existing = httpx.get(f"{server.url}/api/customers", headers={"X-API-Key": "s3cret"}).json()[0]["id"]
+        existing = httpx.get(f"{server.url}/api/customers", headers={"X-API-Key": KEY}).json()[0]["id"]
         page = open_docs(browser, f"{server.url}/docs")
         assert page.locator(".authorization__btn").count() > 0  # the padlocks
         assert execute(page, "customers", "listCustomers", {}) == 401
-        page.locator("button.authorize").click()
-        page.locator(".auth-container input").fill("s3cret")
-        page.locator(".auth-btn-wrapper button.authorize").click()
-        page.locator(".auth-btn-wrapper button.btn-done").click()
+        authorize(page)
         assert execute(page, "customers", "getCustomer", {"customer_id": existing}) == 200
         assert execute(page, "customers", "createCustomer", {}) == 201
+        page.close()
+        admin = open_docs(browser, f"{server.url}/__admin/docs")
+        assert execute(admin, "observe", "listRequests", {}) == 401
+        authorize(admin)
+        assert execute(admin, "admin", "getRecords", {}) == 200
+        admin.close()
+    finally:
+        server.stop()
+
+
+def test_with_an_api_key_authorize_makes_execute_work_on_the_profile_page(browser, tmp_path):
+    server = LiveServer(tmp_path / "data", "serve", "profile", env=KEYED).start()
+    try:
+        existing = str(httpx.get(f"{server.url}/customers", headers={"X-API-Key": KEY}).json()[0]["id"])
+        page = open_docs(browser, f"{server.url}/docs")
+        assert page.locator(".authorization__btn").count() > 0
+        assert execute(page, "customers", "listProfiles", {}) == 401
+        authorize(page)
+        assert execute(page, "customers", "getProfile", {"customer_id": existing}) == 200
         page.close()
     finally:
         server.stop()

@@ -13,9 +13,11 @@ import httpx
 import pytest
 
 from cms_mock import samples, transfer
+from cms_mock.services import SERVICES
 from cms_mock.settings import flag_help
 from tests.conftest import NEW_CUSTOMER, NEW_PROFILE, LiveServer
 from tests.postgres import Cluster
+from tests.test_declared_answers import Contract
 
 
 def cms_mock(*args: str, env: dict[str, str] | None = None, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -112,11 +114,11 @@ def test_a_database_timeout_without_a_database_is_refused_naming_the_flags(tmp_p
 def test_each_command_states_the_database_timeout_it_uses():
     """An import is one long change, so its own default; an export reads as a request does."""
     helps = {name: " ".join(cms_mock(name, "--help").stdout.decode().split()) for name in ("export", "import")}  # argparse wraps the help
-    assert flag_help("--database-timeout") in helps["export"]
+    assert flag_help("--database-timeout", SERVICES.values()) in helps["export"]
     assert f"(default {transfer._IMPORT_TIMEOUT:g}; DATABASE_TIMEOUT is for requests)" in helps["import"]
-    assert flag_help("--database-timeout") not in helps["import"]
+    assert flag_help("--database-timeout", SERVICES.values()) not in helps["import"]
     for name in ("--data-dir", "--database-url"):
-        assert all(flag_help(name) in text for text in helps.values())
+        assert all(flag_help(name, SERVICES.values()) in text for text in helps.values())
 
 
 def test_an_import_beside_a_running_service_is_seen_by_it_at_once(tmp_path: Path):
@@ -142,7 +144,7 @@ def test_an_export_changes_nothing_and_refuses_a_store_that_is_not_there(tmp_pat
     assert not postgres.fetch("SELECT 1 FROM pg_tables WHERE schemaname = 'public'", empty.rsplit("/", 1)[1])
 
 
-def test_ids_the_api_could_not_reach_are_refused_and_odd_timestamps_still_update(tmp_path: Path):
+def test_ids_the_api_could_not_reach_are_refused(tmp_path: Path):
     stamp = "2024-01-01T00:00:00.000000"
     profiles = {str(2**63): {"id": 2**63, **NEW_PROFILE, "created_at": stamp, "updated_at": stamp}}
     (tmp_path / "p.json").write_text(json.dumps(profiles))
@@ -154,11 +156,71 @@ def test_ids_the_api_could_not_reach_are_refused_and_odd_timestamps_still_update
     (tmp_path / "c.json").write_text(json.dumps(customers))
     refused = cms_mock("import", str(tmp_path / "c.json"), "--data-dir", str(tmp_path / "data"))
     assert "record 'a/b': id: must be 1 to 256 characters, none of them '/' or a control character" in refused.stderr.decode()
-    odd = {"c1": {"id": "c1", **NEW_CUSTOMER, "created_at": "2024-02-30T00:00:00.000000", "updated_at": "9999-12-31T23:59:59.999999"}}
+
+
+def test_timestamps_that_are_no_real_time_out_of_order_or_without_room_are_refused_naming_each(tmp_path: Path):
+    """Each matches the pattern; a client reading it with ``datetime.fromisoformat`` (as the
+    spec advises) would crash, or see it change backwards."""
+    stamp = "2024-01-01T00:00:00.000000"
+    odd = {
+        "c1": {"id": "c1", **NEW_CUSTOMER, "created_at": "2026-02-30T25:61:61.000000", "updated_at": "0000-00-00T00:00:00.000000"},
+        "c2": {"id": "c2", **NEW_CUSTOMER, "created_at": stamp, "updated_at": "2023-12-31T23:59:59.999999"},
+        "c3": {"id": "c3", **NEW_CUSTOMER, "created_at": stamp, "updated_at": "9999-12-31T23:59:59.999999"},
+        "c4": {"id": "c4", **NEW_CUSTOMER, "created_at": stamp, "updated_at": "2026-02-28T24:00:00.000000"},
+    }
+    data = tmp_path / "data"
+    assert cms_mock("import", "-", "--data-dir", str(data), stdin=json.dumps({}).encode()).returncode == 0
+    before = (data / "customers.json").read_bytes()
     (tmp_path / "odd.json").write_text(json.dumps(odd))
-    assert cms_mock("import", str(tmp_path / "odd.json"), "--data-dir", str(tmp_path / "data")).returncode == 0
+    refused = cms_mock("import", str(tmp_path / "odd.json"), "--data-dir", str(data))
+    assert refused.returncode == 1
+    assert refused.stderr.decode().splitlines() == [
+        "cms-mock import: 5 problems, nothing was imported:",
+        "record 'c1': created_at: is not a real time: day is out of range for month",
+        "record 'c1': updated_at: is not a real time: year 0 is out of range",
+        "record 'c2': updated_at: must not be before created_at (2024-01-01T00:00:00.000000)",
+        "record 'c3': updated_at: is the last time there is (9999-12-31T23:59:59.999999): updated_at must have room to move forward",
+        "record 'c4': updated_at: is not a real time: hour must be in 0..23",
+    ]
+    assert (data / "customers.json").read_bytes() == before
+
+
+def test_updated_at_only_moves_forward_and_a_record_at_the_last_instant_cannot_change(tmp_path: Path):
+    future = {"id": "f", **NEW_CUSTOMER, "created_at": "2024-01-01T00:00:00.000000", "updated_at": "3000-01-01T00:00:00.000000"}
+    edge = {"id": "e", **NEW_CUSTOMER, "created_at": "2024-01-01T00:00:00.000000", "updated_at": "9999-12-31T23:59:59.999998"}
+    (tmp_path / "f.json").write_text(json.dumps({"f": future, "e": edge}))
+    assert cms_mock("import", str(tmp_path / "f.json"), "--data-dir", str(tmp_path / "data")).returncode == 0
     server = LiveServer(tmp_path / "data").start()
-    try:  # the pattern allows them; an update still works, and moves updated_at to now
-        assert httpx.put(f"{server.url}/api/customers/c1", json={"name": "Odd"}).status_code == 200
+    try:
+        assert httpx.put(f"{server.url}/api/customers/f", json={}).json()["updated_at"] == "3000-01-01T00:00:00.000001"
+        last = httpx.put(f"{server.url}/api/customers/e", json={}).json()
+        assert last["updated_at"] == "9999-12-31T23:59:59.999999"
+        refused = httpx.put(f"{server.url}/api/customers/e", json={"name": "Never"})
+        assert refused.status_code == 422
+        assert refused.json()["detail"][0]["msg"].startswith("Customer with ID e cannot change: its updated_at is the last time there is")
+        assert httpx.get(f"{server.url}/api/customers/e").json() == last
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("store", ["file", "postgres"])
+def test_a_profile_at_the_largest_id_imports_and_a_create_after_it_is_refused_so_the_export_imports_again(tmp_path: Path, store: str, request):
+    stamp = "2024-01-01T00:00:00.000000"
+    largest = {"id": 2**53 - 1, **NEW_PROFILE, "created_at": stamp, "updated_at": stamp}
+    (tmp_path / "p.json").write_text(json.dumps({str(largest["id"]): largest}))
+    where = ["--database-url", request.getfixturevalue("postgres").database()] if store == "postgres" else ["--data-dir", str(tmp_path / "data")]
+    assert cms_mock("import", str(tmp_path / "p.json"), "--service", "profile", *where).returncode == 0
+    server = LiveServer(tmp_path / "data", "serve", "profile", env={"DATABASE_URL": where[1]} if store == "postgres" else None).start()
+    try:
+        refused = httpx.post(f"{server.url}/customers", json=NEW_PROFILE)
+        assert refused.status_code == 422
+        words = f"every id from 1 to {2**53 - 1} (2^53 - 1, the largest exact in every JSON client) has been given out"
+        assert refused.json() == {"error": f"No id is left to give: {words}; nothing was stored"}
+        assert not Contract("profile").violations("POST", "/customers", refused)
+        assert httpx.get(f"{server.url}/customers").json() == [largest]
+    finally:
+        server.stop()
+    exported = cms_mock("export", "--service", "profile", *where)
+    assert exported.returncode == 0, exported.stderr
+    again = cms_mock("import", "-", "--service", "profile", "--data-dir", str(tmp_path / "again"), stdin=exported.stdout)
+    assert again.returncode == 0, again.stderr

@@ -1,14 +1,15 @@
 """MkDocs hook: the configuration page's table of settings comes from the one table in code.
 
-``cms_mock.settings.settings_markdown()`` also feeds ``cms-mock --help`` and the pytest plugin's
-list of variables it keeps from the servers it starts, so the page cannot name a setting, a flag
-or a default the software does not have.
-"""
+``cms_mock.settings.TABLE`` also feeds ``cms-mock --help`` and the pytest plugin's list of
+variables it keeps from the servers it starts, so the page cannot name a setting, a flag or a
+default the software does not have; the services (their names, ports and data files) fill in
+what its rows say of them."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from cms_mock.services import SERVICES
 from cms_mock.settings import settings_markdown
 
 MARKER = "<!-- settings table -->"
@@ -16,4 +17,4 @@ MARKER = "<!-- settings table -->"
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     """The marker, wherever a page has it, replaced by the table."""
-    return markdown.replace(MARKER, settings_markdown()) if MARKER in markdown else markdown
+    return markdown.replace(MARKER, settings_markdown(SERVICES.values())) if MARKER in markdown else markdown
