@@ -7,7 +7,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from cms_mock.datafile import encode, render
+from cms_mock.stores.datafile import encode, render
 
 
 def customer_id(index: int) -> str:

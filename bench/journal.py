@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 
 from bench.run import RESULTS, Server, free_port, process_tree, rss_sum_mib
-from cms_mock.state_local import STATE_DIR
+from cms_mock.state.local import STATE_DIR
 from cms_mock.workers import SUPERVISOR
 
 BODY_BYTES = 59_000
@@ -57,7 +57,7 @@ _FILL = """
 import asyncio, json, sys
 from pathlib import Path
 from cms_mock.state import entry_id, now
-from cms_mock.state_local import LocalState
+from cms_mock.state.local import LocalState
 
 directory, entries, body, headers = Path(sys.argv[1]), int(sys.argv[2]), *json.loads(sys.stdin.read())
 

@@ -16,9 +16,9 @@ from typing import Any
 import asyncpg
 
 from bench.dataset import customer, customer_id
-from cms_mock.records import dump
 from cms_mock.services import SERVICES
-from cms_mock.store_postgres import PostgresStore
+from cms_mock.stores.postgres import PostgresStore
+from cms_mock.stores.records import dump
 from tests.postgres import Cluster, server_binaries
 
 SERVICE = SERVICES["cms"]

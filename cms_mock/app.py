@@ -24,22 +24,23 @@ from connexion.options import SwaggerUIOptions
 from connexion.resolver import Resolver
 from starlette.middleware.cors import CORSMiddleware
 
-from cms_mock import admin, error_responses, protocol
 from cms_mock.backends import make_state, make_store, where
-from cms_mock.documents import DOCS, Documents
 from cms_mock.errors import StoreRefused
-from cms_mock.faults import FaultInjector, Faults
-from cms_mock.gate import RequestGate
+from cms_mock.handlers import admin
+from cms_mock.handlers.runtime import Runtime
+from cms_mock.http import error_responses, protocol
+from cms_mock.http.documents import DOCS, Documents
+from cms_mock.http.faults import FaultInjector, Faults
+from cms_mock.http.gate import RequestGate
+from cms_mock.http.middleware import AccessLog, ApiKeyGuard, BodyLimit
+from cms_mock.http.recorder import METRICS_PATH, MetricsPage, Recorder
 from cms_mock.logs import configure_logging
-from cms_mock.middleware import AccessLog, ApiKeyGuard, BodyLimit
+from cms_mock.openapi.routes import SpecRoutes
+from cms_mock.openapi.validation import VALIDATOR_MAP, check_patterns
 from cms_mock.record_files import start_records
-from cms_mock.recorder import METRICS_PATH, MetricsPage, Recorder
-from cms_mock.runtime import Runtime
 from cms_mock.services import load_spec
 from cms_mock.services import service as service_named
 from cms_mock.settings import Settings
-from cms_mock.spec_routes import SpecRoutes
-from cms_mock.validation import VALIDATOR_MAP, check_patterns
 from cms_mock.workers import SUPERVISOR, tie_to_supervisor
 
 logger = logging.getLogger(__name__)

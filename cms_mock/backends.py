@@ -9,14 +9,14 @@ from pathlib import Path
 from cms_mock.services import Service
 from cms_mock.settings import Settings
 from cms_mock.state import ServiceState
-from cms_mock.state_local import STATE_DIR, LocalState
-from cms_mock.state_memory import MemoryState
-from cms_mock.state_postgres import PostgresState
-from cms_mock.store import RecordStore
-from cms_mock.store_file import FileStore
-from cms_mock.store_memory import MemoryStore
-from cms_mock.store_postgres import PostgresStore
-from cms_mock.workers import SUPERVISOR
+from cms_mock.state.local import LocalState
+from cms_mock.state.memory import MemoryState
+from cms_mock.state.postgres import PostgresState
+from cms_mock.stores import RecordStore
+from cms_mock.stores.file import FileStore
+from cms_mock.stores.memory import MemoryStore
+from cms_mock.stores.postgres import PostgresStore
+from cms_mock.workers import STATE_DIR, SUPERVISOR
 
 
 def make_store(settings: Settings, service: Service) -> RecordStore:

@@ -20,15 +20,15 @@ from pathlib import Path
 
 import uvicorn
 
-from cms_mock import __version__, metrics, protocol, transfer
+from cms_mock import __version__, metrics, transfer
 from cms_mock.app import check_store, create_app
 from cms_mock.errors import StoreRefused
+from cms_mock.http import protocol
 from cms_mock.logs import configure_logging
 from cms_mock.record_files import InvalidRecords, start_records
 from cms_mock.services import SERVICES, service
 from cms_mock.settings import TABLE, Settings, SettingsError, flag_help, parse_origins
-from cms_mock.state_local import STATE_DIR
-from cms_mock.workers import SUPERVISOR
+from cms_mock.workers import STATE_DIR, SUPERVISOR
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -229,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _export(first)
         with tempfile.TemporaryDirectory(prefix="cms-mock-shared-") as shared:
             # What the workers add up between them: the journal, coverage and fault rules
-            # (state_local), and the metrics (prometheus-client's multiprocess mode).
+            # (state.local), and the metrics (prometheus-client's multiprocess mode).
             os.environ[STATE_DIR] = str(Path(shared, "state"))
             os.environ[metrics.MULTIPROCESS] = str(Path(shared, "metrics"))
             Path(shared, "metrics").mkdir()

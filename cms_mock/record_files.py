@@ -11,8 +11,8 @@ from typing import Any
 from connexion.json_schema import resolve_refs
 
 from cms_mock.errors import MalformedBody, MissingBody
+from cms_mock.openapi.validation import FORMAT_CHECKER, RequestValidator, collect_errors, parse_json
 from cms_mock.services import Service
-from cms_mock.validation import FORMAT_CHECKER, RequestValidator, collect_errors, parse_json
 
 
 class InvalidRecords(ValueError):

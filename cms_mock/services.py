@@ -15,10 +15,10 @@ from typing import Any
 import yaml
 
 from cms_mock import samples
-from cms_mock.collection import Collection
-from cms_mock.error_responses import DetailDialect, Dialect, ErrorDialect
-from cms_mock.records import RecordRules
+from cms_mock.http.error_responses import DetailDialect, Dialect, ErrorDialect
+from cms_mock.openapi.collection import Collection
 from cms_mock.settings import SettingsError
+from cms_mock.stores.records import RecordRules
 
 _PACKAGE = Path(__file__).resolve().parent
 

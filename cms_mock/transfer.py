@@ -21,13 +21,12 @@ from typing import IO, Any
 
 import orjson
 
-from cms_mock import datafile
 from cms_mock.backends import make_store, where
 from cms_mock.errors import StoreRefused, StoreUnavailable
 from cms_mock.record_files import InvalidRecords, read_records
 from cms_mock.services import SERVICES, Service, service
 from cms_mock.settings import Settings, SettingsError, database_url, flag_help
-from cms_mock.store import RecordStore
+from cms_mock.stores import RecordStore, datafile
 
 
 def add_store_flags(parser: argparse.ArgumentParser, timeout_help: str | None = None) -> None:

@@ -21,6 +21,10 @@ logger = logging.getLogger(__name__)
 SUPERVISOR = "CMS_MOCK_SUPERVISOR_PID"
 """Set by ``cms-mock`` for its workers: the pid they must not outlive."""
 
+STATE_DIR = "CMS_MOCK_STATE_DIR"
+"""Set by ``cms-mock --workers N`` for its workers: the directory they share (the journal,
+coverage counts and fault rules of ``state.local``)."""
+
 _PR_SET_PDEATHSIG = 1
 
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None

@@ -108,15 +108,15 @@ class Allowed(NamedTuple):
 EVERY = "*"
 
 ALLOWED_ON_THE_LOOP = (
-    Allowed("os.stat", "cms_mock/datafile.py", "signature", why="one stat of the data file: its inode, size and time, from the kernel's cache"),
-    Allowed("os.stat", "cms_mock/store_file.py", "_lock", why="the lock file's identity, checked once the lock is taken without waiting"),
-    Allowed("os.stat", "cms_mock/store_file.py", "problem", why="the health check's look at the data directory: a stat"),
-    Allowed("os.access", "cms_mock/store_file.py", "problem", why="the health check's look at the data file: a permission check on a cached inode"),
+    Allowed("os.stat", "cms_mock/stores/datafile.py", "signature", why="one stat of the data file: its inode, size and time, from the kernel's cache"),
+    Allowed("os.stat", "cms_mock/stores/file.py", "_lock", why="the lock file's identity, checked once the lock is taken without waiting"),
+    Allowed("os.stat", "cms_mock/stores/file.py", "problem", why="the health check's look at the data directory: a stat"),
+    Allowed("os.access", "cms_mock/stores/file.py", "problem", why="the health check's look at the data file: a permission check on a cached inode"),
     Allowed(
-        "os.write", "cms_mock/state_local.py", "record", why="a line appended to this worker's journal: the page cache takes it, nothing waits for the disk"
+        "os.write", "cms_mock/state/local.py", "record", why="a line appended to this worker's journal: the page cache takes it, nothing waits for the disk"
     ),
     Allowed(
-        "io.BufferedReader.read", "cms_mock/documents.py", "__init__", why="the favicon, a small file of the package, read once as the middleware is built"
+        "io.BufferedReader.read", "cms_mock/http/documents.py", "__init__", why="the favicon, a small file of the package, read once as the middleware is built"
     ),
     Allowed("os.stat", "/mimetypes.py", "init", why="the system's MIME type tables, looked for once per process (starlette's own tests allow it)"),
     Allowed("io.TextIOWrapper.write", "logging/__init__.py", "emit", why="a log line to the process's stream (in tests, the file pytest captures it in)"),

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from cms_mock import samples
-from cms_mock.records import STRING_ID_RULE
+from cms_mock.stores.records import STRING_ID_RULE
 from tests.conftest import NEW_CUSTOMER, NEW_PROFILE, LiveServer, build_client
 from tests.test_postgres import Writers
 from tests.test_schemathesis import schemathesis_finds_nothing

@@ -18,12 +18,11 @@ import httpx
 import orjson
 import pytest
 
-from cms_mock import selection
 from cms_mock.services import SERVICES
-from cms_mock.store import Fields, Query, RecordStore
-from cms_mock.store_file import FileStore
-from cms_mock.store_memory import MemoryStore
-from cms_mock.store_postgres import PostgresStore
+from cms_mock.stores import Fields, Query, RecordStore, selection
+from cms_mock.stores.file import FileStore
+from cms_mock.stores.memory import MemoryStore
+from cms_mock.stores.postgres import PostgresStore
 from tests.conftest import NEW_PROFILE, build_client
 
 SEARCHED = ("name", "email", "phone", "address", "company")

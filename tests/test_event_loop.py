@@ -19,7 +19,7 @@ import httpx
 import pytest
 from blockbuster import BlockBuster
 
-from cms_mock.store_file import FileStore
+from cms_mock.stores.file import FileStore
 from tests.conftest import BlockingSeen, build_client
 
 SAMPLE = "/api/customers/e20a1b70-67c9-4fb4-9f6d-56ba97a87c14"

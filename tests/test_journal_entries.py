@@ -14,7 +14,8 @@ import httpx
 import orjson
 import pytest
 
-from cms_mock import exactjson, recorder
+from cms_mock import exactjson
+from cms_mock.http import recorder
 from tests.conftest import NEW_CUSTOMER, LiveServer, MemoryServer, build_client
 
 BIG = 123456789012345678901234567890
@@ -128,8 +129,8 @@ def test_a_failure_to_record_is_logged_and_the_answer_sent_whole(tmp_path, caplo
         raise RuntimeError("the journal broke")
 
     with build_client(tmp_path) as client:
-        monkeypatch.setattr("cms_mock.state_local.LocalState.record", broken)
-        with caplog.at_level(logging.ERROR, logger="cms_mock.recorder"):
+        monkeypatch.setattr("cms_mock.state.local.LocalState.record", broken)
+        with caplog.at_level(logging.ERROR, logger="cms_mock.http.recorder"):
             answer = client.post("/api/customers/", json=NEW_CUSTOMER)
     assert answer.status_code == 201
     assert answer.json()["email"] == NEW_CUSTOMER["email"]

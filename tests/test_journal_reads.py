@@ -22,10 +22,10 @@ import pytest
 
 from cms_mock import services
 from cms_mock.state import Entry, Page, ServiceState, entry_id, now
-from cms_mock.state_local import LocalState
-from cms_mock.state_memory import MemoryState
-from cms_mock.state_postgres import PostgresState
-from cms_mock.store_postgres import PostgresStore
+from cms_mock.state.local import LocalState
+from cms_mock.state.memory import MemoryState
+from cms_mock.state.postgres import PostgresState
+from cms_mock.stores.postgres import PostgresStore
 from tests.conftest import LiveServer, MemoryServer
 
 ENTRIES = 60

@@ -10,7 +10,8 @@ import orjson
 import pytest
 from connexion.json_schema import resolve_refs
 
-from cms_mock import admin, samples, services
+from cms_mock import samples, services
+from cms_mock.handlers import admin
 from cms_mock.settings import Settings, SettingsError
 from tests import contract
 from tests.conftest import NEW_CUSTOMER, NEW_PROFILE, build_client

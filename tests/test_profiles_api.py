@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from cms_mock.records import LARGEST_ID
+from cms_mock.stores.records import LARGEST_ID
 from tests.conftest import NEW_PROFILE, LiveServer, MemoryServer, build_client
 from tests.test_declared_answers import Contract
 

@@ -26,10 +26,10 @@ def post(url, body):
 
 def test_my_service_creates_a_customer(cms_mock):
     made = post(cms_mock.url + "/api/customers", %(customer)r)
-    assert made["id"] in cms_mock.records()
+    assert made["id"] in cms_mock.stores.records()
 
 def test_each_test_starts_from_the_start_state(cms_mock):
-    assert len(cms_mock.records()) == %(start)d
+    assert len(cms_mock.stores.records()) == %(start)d
 
 def test_loaded_records_are_served(cms_mock):
     cms_mock.load([{"id": "mine", **%(customer)r}])
@@ -58,11 +58,11 @@ def test_my_service_survives_a_503(cms_mock):
     except urllib.error.HTTPError as failed:
         assert failed.code == 503 and rule["id"] in failed.read().decode()
     assert post(cms_mock.url + "/api/customers", %(customer)r)["name"] == %(customer)r["name"]
-    assert len(cms_mock.records()) == %(start)d + 1
+    assert len(cms_mock.stores.records()) == %(start)d + 1
 
 def test_coverage_is_the_whole_runs(cms_mock):
     def created():
-        (create,) = [op for op in cms_mock.coverage()["operations"] if op["operationId"] == "createCustomer"]
+        (create,) = [op for op in cms_mock.openapi.coverage()["operations"] if op["operationId"] == "createCustomer"]
         return create["responses"]["201"]
     before = created()
     assert before >= 1  # the tests before this one created customers too: a reset keeps coverage
@@ -231,7 +231,7 @@ subprocess.Popen = TakesThePortFirst
 
 
 def test_the_server_answering_is_the_one_started(cms_mock):
-    assert len(cms_mock.records()) == 2
+    assert len(cms_mock.stores.records()) == 2
     assert HEARD == []
     assert HELD == [int(cms_mock.url.rsplit(":", 1)[1])]
 """

@@ -11,8 +11,7 @@ from cms_mock import cli, pytest_plugin
 from cms_mock.metrics import MULTIPROCESS
 from cms_mock.services import SERVICES, service
 from cms_mock.settings import MAX_WORKERS, PROCESS_VARIABLES, TABLE, Settings, SettingsError, settings_markdown, variables
-from cms_mock.state_local import STATE_DIR
-from cms_mock.workers import SUPERVISOR
+from cms_mock.workers import STATE_DIR, SUPERVISOR
 from docs.hooks.settings_table import MARKER
 
 ROOT = Path(__file__).parent.parent

@@ -15,13 +15,13 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from cms_mock import datafile, samples
-from cms_mock.datafile import _document, _members, _records, render
+from cms_mock import samples
 from cms_mock.errors import CorruptDataFile
-from cms_mock.runtime import json_array_response
+from cms_mock.handlers.runtime import json_array_response
 from cms_mock.services import SERVICES
-from cms_mock.store import Listing, Streamed
-from cms_mock.store_file import FileStore
+from cms_mock.stores import Listing, Streamed, datafile
+from cms_mock.stores.datafile import _document, _members, _records, render
+from cms_mock.stores.file import FileStore
 from tests.conftest import NEW_CUSTOMER, build_client
 
 
@@ -180,7 +180,7 @@ def create_in_another_process(data_dir: Path) -> dict:
         "import asyncio, json, sys\n"
         "from pathlib import Path\n"
         "from cms_mock.services import SERVICES\n"
-        "from cms_mock.store_file import FileStore\n"
+        "from cms_mock.stores.file import FileStore\n"
         "async def main():\n"
         "    store = FileStore(Path(sys.argv[1]) / 'customers.json', SERVICES['cms'].rules)\n"
         "    await store.open()\n"

@@ -19,12 +19,12 @@ import pytest
 
 from cms_mock import samples
 from cms_mock.errors import ApiError, InvalidBody, RecordNotFound, StoreUnavailable
-from cms_mock.records import LARGEST_ID, timestamp
 from cms_mock.services import SERVICES
-from cms_mock.store import Listing, Query, RecordStore
-from cms_mock.store_file import FileStore
-from cms_mock.store_memory import MemoryStore
-from cms_mock.store_postgres import PostgresStore
+from cms_mock.stores import Listing, Query, RecordStore
+from cms_mock.stores.file import FileStore
+from cms_mock.stores.memory import MemoryStore
+from cms_mock.stores.postgres import PostgresStore
+from cms_mock.stores.records import LARGEST_ID, timestamp
 from tests.conftest import NEW_CUSTOMER, NEW_PROFILE
 
 Opener = Callable[[str], contextlib.AbstractAsyncContextManager[RecordStore]]

@@ -15,10 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cms_mock import datafile, samples
+from cms_mock import samples
 from cms_mock.errors import ApiError, StoreUnavailable
 from cms_mock.services import SERVICES
-from cms_mock.store_file import FileStore
+from cms_mock.stores import datafile
+from cms_mock.stores.file import FileStore
 from tests.conftest import NEW_CUSTOMER, NEW_PROFILE, LiveServer
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cms_mock import store_file
 from cms_mock.services import SERVICES
-from cms_mock.store_file import FileStore
+from cms_mock.stores import file as store_file
+from cms_mock.stores.file import FileStore
 from tests.conftest import NEW_CUSTOMER, LiveServer
 
 

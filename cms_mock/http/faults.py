@@ -22,8 +22,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cms_mock import metrics
 from cms_mock.errors import ApiError, FieldError, InjectedError, InvalidBody, StoreUnavailable
-from cms_mock.gate import OPERATION
-from cms_mock.spec_routes import resolved
+from cms_mock.http.gate import OPERATION
+from cms_mock.openapi.routes import resolved
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from cms_mock.spec_routes import METHODS
+from cms_mock.openapi.routes import METHODS
 from cms_mock.state import Counts
 
 

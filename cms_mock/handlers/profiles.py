@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from cms_mock.runtime import changed_response, created_response, current, list_response, precondition, record_response
+from cms_mock.handlers.runtime import changed_response, created_response, current, list_response, precondition, record_response
 
 
 async def list_profiles(

@@ -7,7 +7,7 @@ from connexion import request
 from starlette.responses import Response
 
 from cms_mock.errors import StoreUnavailable
-from cms_mock.runtime import current, json_response
+from cms_mock.handlers.runtime import current, json_response
 
 
 def _quality(accept: str, media_type: str) -> float:

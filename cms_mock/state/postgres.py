@@ -1,7 +1,7 @@
 """``PostgresState``: a service's journal, coverage counts and fault rules in the database its
 records are in (``DATABASE_URL``), so every instance records into, and reads, the same ones.
 
-The tables are part of the store's schema (``store_postgres``, version 3). One round trip per
+The tables are part of the store's schema (``stores.postgres``, version 3). One round trip per
 request records it: the journal row and this process's coverage counter, in one statement,
 committed without waiting for the disk (``synchronous_commit`` off for that transaction only):
 they describe requests, they are not records, so a database crash may lose the last moment of
@@ -23,7 +23,7 @@ import orjson
 
 from cms_mock import exactjson
 from cms_mock.state import Counts, Entry, Matcher, Page, Tally, counted, hits
-from cms_mock.store_postgres import PostgresStore
+from cms_mock.stores.postgres import PostgresStore
 
 _TRIM_EVERY = 64
 _BATCH = 16

@@ -12,13 +12,13 @@ import orjson
 from connexion import request
 from starlette.responses import Response, StreamingResponse
 
-from cms_mock.collection import Collection, page_headers
-from cms_mock.conditions import etag, if_match, list_etag, not_modified
 from cms_mock.errors import StoreUnavailable
-from cms_mock.faults import Faults
-from cms_mock.records import RecordRules
+from cms_mock.http.conditions import etag, if_match, list_etag, not_modified
+from cms_mock.http.faults import Faults
+from cms_mock.openapi.collection import Collection, page_headers
 from cms_mock.state import ServiceState
-from cms_mock.store import Check, Listing, Records, RecordStore
+from cms_mock.stores import Check, Listing, Records, RecordStore
+from cms_mock.stores.records import RecordRules
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from typing import IO, Any
 import orjson
 
 from cms_mock.errors import CorruptDataFile
-from cms_mock.records import dump
+from cms_mock.stores.records import dump
 
 logger = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """The one seam between the API and wherever records live.
 
 Handlers, the runtime and the command line use a ``RecordStore``; backends implement it:
-``store_file.FileStore`` (the seed's JSON file, the default), ``store_memory.MemoryStore``
-(``--in-memory``) and ``store_postgres.PostgresStore`` (``DATABASE_URL``). What a record is and
+``stores.file.FileStore`` (the seed's JSON file, the default), ``stores.memory.MemoryStore``
+(``--in-memory``) and ``stores.postgres.PostgresStore`` (``DATABASE_URL``). What a record is and
 how it changes is the same for all of them (``records.RecordRules``). Records cross the seam as
 compact JSON bytes, served as they are, never parsed and encoded again.
 """

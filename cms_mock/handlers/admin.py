@@ -16,13 +16,14 @@ import orjson
 from connexion import request
 from starlette.responses import HTMLResponse, Response
 
-from cms_mock import coverage, exactjson, state
+from cms_mock import exactjson, state
 from cms_mock.errors import ApiError, FieldError, InvalidBody
-from cms_mock.records import MADE, RecordRules
-from cms_mock.runtime import current, json_response
-from cms_mock.service import prefers_html
+from cms_mock.handlers.runtime import current, json_response
+from cms_mock.handlers.service import prefers_html
+from cms_mock.openapi import coverage
+from cms_mock.openapi.validation import MAX_PROBLEMS
 from cms_mock.services import Service
-from cms_mock.validation import MAX_PROBLEMS
+from cms_mock.stores.records import MADE, RecordRules
 
 PREFIX = "/__admin"
 SPEC_FILE = "admin-openapi.yaml"

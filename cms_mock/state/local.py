@@ -45,8 +45,6 @@ from cms_mock.state import Counts, Entry, Matcher, Page, Tally, counted, head_ma
 
 logger = logging.getLogger(__name__)
 
-STATE_DIR = "CMS_MOCK_STATE_DIR"
-"""Set by ``cms-mock --workers N`` for its workers: the directory they share."""
 
 _STATUSES = range(100, 600)
 _PARTS = ("request", "response")

@@ -57,7 +57,7 @@ _refused = _Refusals()
 
 class GuardedProtocol(HttpToolsProtocol):
     """``HttpToolsProtocol`` with a deadline for each request head, a size limit on it, and a
-    connection cap. uvicorn takes it as ``http="cms_mock.protocol:GuardedProtocol"`` (a name, so
+    connection cap. uvicorn takes it as ``http="cms_mock.http.protocol:GuardedProtocol"`` (a name, so
     worker processes import it); ``limit`` sets its limits in each process."""
 
     head_timeout: float = 10.0
@@ -152,7 +152,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._head_timer = self.loop.call_later(_LINGER, self.transport.close)
 
 
-NAME = "cms_mock.protocol:GuardedProtocol"
+NAME = "cms_mock.http.protocol:GuardedProtocol"
 
 
 def limit(head_timeout: float, max_head_bytes: int, max_connections: int) -> None:

@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cms_mock.errors import ApiError, BodyTooLarge
 from cms_mock.logs import printable
-from cms_mock.spec_routes import SpecRoutes
+from cms_mock.openapi.routes import SpecRoutes
 
 access_logger = logging.getLogger("cms_mock.access")
 

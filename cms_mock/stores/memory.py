@@ -13,9 +13,9 @@ from typing import Any
 import orjson
 
 from cms_mock.errors import NOTHING_CHANGED, SnapshotNotFound, StoreUnavailable
-from cms_mock.records import RecordRules, dump, timestamp
-from cms_mock.selection import Selector
-from cms_mock.store import Check, Listing, Page, Query, Snapshot, keyed_object
+from cms_mock.stores import Check, Listing, Page, Query, Snapshot, keyed_object
+from cms_mock.stores.records import RecordRules, dump, timestamp
+from cms_mock.stores.selection import Selector
 
 
 class MemoryStore:

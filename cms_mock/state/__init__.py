@@ -3,8 +3,8 @@ contract coverage counts and the fault rules (``/__admin/requests``, ``/coverage
 
 Like the records, this is the whole service's, not one process's: every worker of ``--workers
 N`` and every instance on one database records into it and reads all of it. ``ServiceState`` is
-the seam; ``state_local.LocalState`` keeps it in a directory the workers of one host share (the
-JSON file and memory stores), ``state_postgres.PostgresState`` in the database. What a journal
+the seam; ``state.local.LocalState`` keeps it in a directory the workers of one host share (the
+JSON file and memory stores), ``state.postgres.PostgresState`` in the database. What a journal
 entry is, how a matcher or a fault rule decides, is written once, here.
 """
 

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cms_mock.errors import ApiError
 from cms_mock.logs import printable
-from cms_mock.spec_routes import SpecRoutes
+from cms_mock.openapi.routes import SpecRoutes
 
 logger = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ import asyncpg
 import orjson
 
 from cms_mock.errors import MAYBE_CHANGED, NOTHING_CHANGED, SnapshotNotFound, StoreRefused, StoreUnavailable
-from cms_mock.records import LARGEST_ID, RecordRules, dump, timestamp
-from cms_mock.store import Check, Fields, Listing, Page, Query, Records, Snapshot, Streamed, folded
+from cms_mock.stores import Check, Fields, Listing, Page, Query, Records, Snapshot, Streamed, folded
+from cms_mock.stores.records import LARGEST_ID, RecordRules, dump, timestamp
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ _MIGRATIONS = {
         """CREATE TABLE cms_mock_snapshots (table_name text NOT NULL, name text NOT NULL, records json NOT NULL,
            count integer NOT NULL, created_at text NOT NULL, PRIMARY KEY (table_name, name))"""
     ],
-    3: [  # state_postgres.PostgresState: the journal, coverage counts and fault rules
+    3: [  # state.postgres.PostgresState: the journal, coverage counts and fault rules
         "CREATE TABLE cms_mock_journal (service text NOT NULL, seq bigint GENERATED ALWAYS AS IDENTITY, entry json NOT NULL, PRIMARY KEY (service, seq))",
         """CREATE TABLE cms_mock_coverage (service text NOT NULL, worker text NOT NULL, operation text NOT NULL, status integer NOT NULL,
            count bigint NOT NULL, PRIMARY KEY (service, worker, operation, status))""",

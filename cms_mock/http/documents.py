@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
 from cms_mock.errors import ApiError
-from cms_mock.spec_routes import METHODS
+from cms_mock.openapi.routes import METHODS
 
 DOCS = "/docs"
 PAGE_SPEC = f"{DOCS}/openapi.json"

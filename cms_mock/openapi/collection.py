@@ -14,8 +14,8 @@ import dataclasses
 import urllib.parse
 from typing import Any
 
-from cms_mock.spec_routes import resolved
-from cms_mock.store import Fields, Page, Query
+from cms_mock.openapi.routes import resolved
+from cms_mock.stores import Fields, Page, Query
 
 _TIMES = ("created_at", "updated_at")
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from cms_mock.store import Fields, Listing, Page, Query, folded
+from cms_mock.stores import Fields, Listing, Page, Query, folded
 
 
 class _Row:

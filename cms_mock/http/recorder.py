@@ -26,8 +26,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cms_mock import exactjson, metrics
 from cms_mock.errors import StoreUnavailable
-from cms_mock.gate import REACHED
-from cms_mock.spec_routes import METHODS
+from cms_mock.http.gate import REACHED
+from cms_mock.openapi.routes import METHODS
 from cms_mock.state import Entry, entry_id, now
 
 logger = logging.getLogger(__name__)

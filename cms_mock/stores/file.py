@@ -32,12 +32,12 @@ from typing import Any, TypeVar
 
 import orjson
 
-from cms_mock import datafile, metrics
-from cms_mock.datafile import Entry, Signature, encode
+from cms_mock import metrics
 from cms_mock.errors import NOTHING_CHANGED, ApiError, CorruptDataFile, SnapshotNotFound, StoreRefused, StoreUnavailable
-from cms_mock.records import RecordRules
-from cms_mock.selection import Selector
-from cms_mock.store import Check, Listing, Page, Query, Snapshot, keyed_object
+from cms_mock.stores import Check, Listing, Page, Query, Snapshot, datafile, keyed_object
+from cms_mock.stores.datafile import Entry, Signature, encode
+from cms_mock.stores.records import RecordRules
+from cms_mock.stores.selection import Selector
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 
 from cms_mock.errors import PreconditionFailed
-from cms_mock.store import Check, Listing
+from cms_mock.stores import Check, Listing
 
 
 def etag(body: bytes) -> str:

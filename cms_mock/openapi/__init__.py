@@ -1,0 +1,1 @@
+"""What is read from a spec: its routes, its schemas' validation, the list's query parameters, coverage laid over it."""
