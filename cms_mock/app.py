@@ -32,11 +32,13 @@ from cms_mock.http import error_responses, protocol
 from cms_mock.http.documents import DOCS, Documents
 from cms_mock.http.faults import FaultInjector, Faults
 from cms_mock.http.gate import RequestGate
+from cms_mock.http.metrics_page import METRICS_PATH, MetricsPage
 from cms_mock.http.middleware import AccessLog, ApiKeyGuard, BodyLimit
-from cms_mock.http.recorder import METRICS_PATH, MetricsPage, Recorder
+from cms_mock.http.recorder import Recorder
 from cms_mock.logs import configure_logging
+from cms_mock.openapi.patterns import check_patterns
 from cms_mock.openapi.routes import SpecRoutes
-from cms_mock.openapi.validation import VALIDATOR_MAP, check_patterns
+from cms_mock.openapi.validators import VALIDATOR_MAP
 from cms_mock.record_files import start_records
 from cms_mock.services import load_spec
 from cms_mock.services import service as service_named

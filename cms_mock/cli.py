@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import os
 import signal
 import socket
@@ -27,7 +26,7 @@ from cms_mock.http import protocol
 from cms_mock.logs import configure_logging
 from cms_mock.record_files import InvalidRecords, start_records
 from cms_mock.services import SERVICES, service
-from cms_mock.settings import TABLE, Settings, SettingsError, flag_help, parse_origins
+from cms_mock.settings import TABLE, Settings, SettingsError, flag_values
 from cms_mock.workers import STATE_DIR, SUPERVISOR
 
 
@@ -49,21 +48,11 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("words", nargs="*", metavar=f"[serve] {{{','.join(SERVICES)},all}}", help="what to serve (default: cms)")
-    parser.add_argument("--host", help=flag_help("--host", SERVICES.values()))
-    parser.add_argument("--port", type=int, help=flag_help("--port", SERVICES.values()))
+    for setting in TABLE:
+        if setting.flag:
+            setting.add_flag(parser, SERVICES.values())
     for entry in SERVICES.values():
         parser.add_argument(f"--{entry.key}-port", type=int, help=f"the {entry.key} port with 'serve all' (default {entry.default_port})")
-    transfer.add_store_flags(parser)
-    parser.add_argument("--in-memory", action="store_true", default=None, help=flag_help("--in-memory", SERVICES.values()))
-    parser.add_argument("--fd", type=int, metavar="N", help=flag_help("--fd", SERVICES.values()))
-    parser.add_argument("--no-admin", dest="admin_api", action="store_false", default=None, help=flag_help("--no-admin", SERVICES.values()))
-    parser.add_argument("--fixtures", type=Path, help=flag_help("--fixtures", SERVICES.values()))
-    parser.add_argument("--no-metrics", dest="metrics", action="store_false", default=None, help=flag_help("--no-metrics", SERVICES.values()))
-    parser.add_argument("--journal-size", type=int, help=flag_help("--journal-size", SERVICES.values()))
-    parser.add_argument("--workers", type=int, help=flag_help("--workers", SERVICES.values()))
-    parser.add_argument("--log-level", help=flag_help("--log-level", SERVICES.values()))
-    parser.add_argument("--debug", action="store_true", default=None, help=flag_help("--debug", SERVICES.values()))
-    parser.add_argument("--cors-origins", type=parse_origins, help=flag_help("--cors-origins", SERVICES.values()))
     parser.add_argument("--version", action="version", version=f"cms-mock {__version__}")
     return parser
 
@@ -161,28 +150,41 @@ def _config(settings: Settings) -> uvicorn.Config:
     )
 
 
-def _export(settings: Settings) -> None:
-    """Hand the settings to worker processes, which build their app from the environment."""
-    os.environ.update(
-        SERVICE=settings.service,
-        HOST=settings.host,
-        DEBUG=str(settings.debug).lower(),
-        CORS_ORIGINS=",".join(settings.cors_origins),
-        DATA_DIR=str(settings.data_dir),
-        LOG_LEVEL=settings.log_level,
-        WORKERS=str(settings.workers),
-        MAX_BODY_BYTES=str(settings.max_body_bytes),
-        HEAD_TIMEOUT=str(settings.head_timeout),
-        MAX_HEAD_BYTES=str(settings.max_head_bytes),
-        MAX_CONNECTIONS=str(settings.max_connections),
-        DATABASE_TIMEOUT=str(settings.database_timeout),
-        ADMIN_API=str(settings.admin_api).lower(),
-        FIXTURES=str(settings.fixtures or ""),
-        JOURNAL_SIZE=str(settings.journal_size),
-        METRICS=str(settings.metrics).lower(),
-        **({"DATABASE_URL": settings.database_url} if settings.database_url else {}),
-        **{SUPERVISOR: str(os.getpid())},
-    )
+def _settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[Settings]:
+    """The settings of each service to serve: the environment's, overridden by the flags."""
+    target = _target(args.words)
+    meaningless = _meaningless(args, target)
+    if meaningless:
+        parser.error(meaningless)
+    flags = flag_values(args)
+    if target != "all":
+        return [Settings.from_env(None, **{**flags, "service": service(target).key})]
+    ports = {name: getattr(args, f"{name}_port") for name in SERVICES}
+    return [
+        Settings.from_env(None, **{**flags, "service": entry.key, "port": entry.default_port if ports[entry.key] is None else ports[entry.key]})
+        for entry in SERVICES.values()
+    ]
+
+
+def _supervise(first: Settings) -> int:
+    """Serve ``first`` with ``first.workers`` uvicorn worker processes, which build their app from
+    the environment this hands them (the settings, this process's pid, the directories they share)."""
+    try:
+        check_store(first)
+    except StoreRefused as exc:
+        print(f"cms-mock: refusing to start: {exc}", file=sys.stderr)
+        return 3
+    os.environ.update(first.environment(), **{SUPERVISOR: str(os.getpid())})
+    with tempfile.TemporaryDirectory(prefix="cms-mock-shared-") as shared:
+        # What the workers add up between them: the journal, coverage and fault rules
+        # (state.local), and the metrics (prometheus-client's multiprocess mode).
+        os.environ[STATE_DIR] = str(Path(shared, "state"))
+        os.environ[metrics.MULTIPROCESS] = str(Path(shared, "metrics"))
+        Path(shared, "metrics").mkdir()
+        uvicorn.run(
+            "cms_mock.app:app", host=first.host, port=_port(first), workers=first.workers, log_config=None, access_log=False, http=protocol.NAME, ws="none"
+        )
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -191,52 +193,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return transfer.main(argv)
     parser = _parser()
     args = parser.parse_args(argv)
-    flags = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(Settings)}
     try:
-        target = _target(args.words)
-        meaningless = _meaningless(args, target)
-        if meaningless:
-            parser.error(meaningless)
-        names = list(SERVICES) if target == "all" else [target]
-        all_settings = []
-        for name in names:
-            overrides = dict(flags, service=service(name).key)
-            if target == "all":
-                chosen = getattr(args, f"{name}_port")
-                overrides["port"] = service(name).default_port if chosen is None else chosen
-            all_settings.append(Settings.from_env(None, **overrides))
-        if all_settings[0].fd is not None and all_settings[0].workers > 1:
+        all_settings = _settings(parser, args)
+        first = all_settings[0]
+        if first.fd is not None and first.workers > 1:
             raise SettingsError("--fd cannot be combined with several workers: one process serves the socket")
-        inherited = None if all_settings[0].fd is None else [_listening(all_settings[0].fd)]
+        inherited = None if first.fd is None else [_listening(first.fd)]
         for settings in all_settings:
             settings.check_data_dir()
             start_records(service(settings.service), settings.fixtures)
     except (SettingsError, InvalidRecords) as exc:
         print(f"cms-mock: {exc}", file=sys.stderr)
         return 2
-    configure_logging(all_settings[0].log_level)
-    first = all_settings[0]
+    configure_logging(first.log_level)
     protocol.limit(first.head_timeout, first.max_head_bytes, first.max_connections)
+    if first.workers > 1 and len(all_settings) > 1:
+        print("cms-mock: --workers serves one service at a time", file=sys.stderr)
+        return 2
     if first.workers > 1:
-        if len(all_settings) > 1:
-            print("cms-mock: --workers serves one service at a time", file=sys.stderr)
-            return 2
-        try:
-            check_store(first)
-        except StoreRefused as exc:
-            print(f"cms-mock: refusing to start: {exc}", file=sys.stderr)
-            return 3
-        _export(first)
-        with tempfile.TemporaryDirectory(prefix="cms-mock-shared-") as shared:
-            # What the workers add up between them: the journal, coverage and fault rules
-            # (state.local), and the metrics (prometheus-client's multiprocess mode).
-            os.environ[STATE_DIR] = str(Path(shared, "state"))
-            os.environ[metrics.MULTIPROCESS] = str(Path(shared, "metrics"))
-            Path(shared, "metrics").mkdir()
-            uvicorn.run(
-                "cms_mock.app:app", host=first.host, port=_port(first), workers=first.workers, log_config=None, access_log=False, http=protocol.NAME, ws="none"
-            )
-        return 0
+        return _supervise(first)
     servers = [_Server(_config(settings)) for settings in all_settings]
     servers[0].inherited = inherited
     return asyncio.run(_serve(servers))

@@ -53,6 +53,6 @@ def render() -> bytes:
     """Every figure of every process of this server."""
     if MULTIPROCESS in os.environ:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call, unused-ignore]  # the library leaves it untyped
         return generate_latest(registry)
     return generate_latest(REGISTRY)

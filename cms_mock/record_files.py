@@ -11,7 +11,9 @@ from typing import Any
 from connexion.json_schema import resolve_refs
 
 from cms_mock.errors import MalformedBody, MissingBody
-from cms_mock.openapi.validation import FORMAT_CHECKER, RequestValidator, collect_errors, parse_json
+from cms_mock.openapi.problems import collect_errors
+from cms_mock.openapi.strict_json import parse_json
+from cms_mock.openapi.validators import FORMAT_CHECKER, RequestValidator
 from cms_mock.services import Service
 
 

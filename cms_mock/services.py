@@ -29,9 +29,14 @@ def spec_path(file_name: str) -> Path:
     return bundled if bundled.exists() else _PACKAGE.parent / file_name
 
 
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's parser where PyYAML was built with it (its wheels are): the same safe loading, and
+every app, server start and test reads a spec."""
+
+
 def load_spec(file_name: str) -> dict[str, Any]:
     with open(spec_path(file_name), encoding="utf-8") as handle:
-        return yaml.safe_load(handle)  # type: ignore[no-any-return]
+        return yaml.load(handle, Loader=_YAML_LOADER)  # type: ignore[no-any-return]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Settings: one immutable object, built by the caller and handed to the app factory.
+"""Settings: one immutable object, built by the caller and handed to the app factory, and the
+table of how each is given (``TABLE``), which every list of them is made from.
 
 The environment is passed in as a mapping (never read behind the caller's back) so tests
 build settings from a dict instead of patching ``os.environ``.
@@ -6,13 +7,16 @@ build settings from a dict instead of patching ``os.environ``.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
-import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Protocol
+
+from cms_mock import setting_text
+from cms_mock.setting_text import SettingsError, parse_origins
 
 MIN_HEAD_BYTES = 1024
 """A request line and a few headers: a smaller limit would refuse ordinary requests."""
@@ -46,19 +50,6 @@ def _service_words(services: Iterable[ServiceFacts]) -> dict[str, str]:
     }
 
 
-def _shown(value: object) -> str:
-    """A default as one would write it in the environment variable."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, tuple):
-        return json.dumps(list(value))
-    if isinstance(value, Path) and not value.is_absolute():
-        return f"./{value.as_posix()}"
-    return str(value)
-
-
 @dataclasses.dataclass(frozen=True)
 class Setting:
     """One row of ``TABLE``: how a setting is given, what it is when it is not, and what it does."""
@@ -73,12 +64,22 @@ class Setting:
     """What it does; ``{services}`` and ``{data_files}`` are filled from the services served."""
     unset: str = "unset"
     """The default shown when the field's is None (``{ports}``: each service's own port)."""
+    read: Callable[[str, str], object] = setting_text.read_text
+    """The field's value from the variable's text and name (named in a refusal); None means unset."""
+    flag_type: Callable[[str], object] = str
+    """The field's value from the flag's text (a flag of a true-or-false field takes none)."""
+    empty_notice: str | None = None
+    """What the log says of the variable set but empty, then unset (None: read like any other value)."""
+
+    @property
+    def _field_default(self) -> object:
+        return next(field.default for field in dataclasses.fields(Settings) if field.name == self.field)
 
     @property
     def default(self) -> str:
         """The ``Settings`` field's default, written as the environment variable takes it."""
-        value = next(field.default for field in dataclasses.fields(Settings) if field.name == self.field)
-        return self.unset if value is None else _shown(value)
+        value = self._field_default
+        return self.unset if value is None else setting_text.shown(value)
 
     def described(self, services: Iterable[ServiceFacts]) -> tuple[str, str]:
         """The default and the meaning, with what they say of ``services`` filled in."""
@@ -91,63 +92,154 @@ class Setting:
         where = f"; environment variable {self.variable}" if self.variable else ""
         return f"{meaning} (default {default}{where})"
 
+    def add_flag(self, parser: argparse.ArgumentParser, services: Iterable[ServiceFacts], help: str | None = None) -> None:
+        """The row's flag on ``parser``, with its help (``help`` for a command that means another
+        default); not given, it is None, so the environment's value stands. The flag of a
+        true-or-false field takes no value: it turns the field's default around."""
+        default = self._field_default
+        text = help or self.help(services)
+        if isinstance(default, bool):
+            parser.add_argument(str(self.flag), dest=self.field, action="store_false" if default else "store_true", default=None, help=text)
+        else:
+            parser.add_argument(str(self.flag), dest=self.field, type=self.flag_type, help=text)
+
+    def value(self, env: Mapping[str, str]) -> tuple[object, str | None]:
+        """The field's value in ``env`` (None: unset there) and what the log should say of it."""
+        raw = env.get(self.variable) if self.variable else None
+        if raw == "" and self.empty_notice:
+            return None, self.empty_notice
+        return (None if raw is None else self.read(str(self.variable), raw)), None
+
 
 TABLE = (
     Setting("HOST", "--host", "host", "interface to listen on"),
-    Setting("PORT", "--port", "port", "port of the one service served; 'serve all' takes one --<service>-port flag per service instead", unset="{ports}"),
-    Setting("DEBUG", "--debug", "debug", "every response validated against the spec (a mismatch is a 500), and debug logging unless LOG_LEVEL is set"),
-    Setting("CORS_ORIGINS", "--cors-origins", "cors_origins", 'allowed origins, as a JSON list (["http://a.test"]) or comma-separated'),
-    Setting("DATA_DIR", "--data-dir", "data_dir", "directory of the JSON data files, one per service ({data_files})"),
-    Setting("DATABASE_URL", "--database-url", "database_url", "postgresql://user:password@host:port/dbname: keep records in PostgreSQL instead of DATA_DIR"),
+    Setting(
+        "PORT",
+        "--port",
+        "port",
+        "port of the one service served; 'serve all' takes one --<service>-port flag per service instead",
+        unset="{ports}",
+        read=setting_text.read_int(0),
+        flag_type=int,
+    ),
+    Setting(
+        "DEBUG",
+        "--debug",
+        "debug",
+        "every response validated against the spec (a mismatch is a 500), and debug logging unless LOG_LEVEL is set",
+        read=setting_text.read_bool,
+    ),
+    Setting(
+        "CORS_ORIGINS",
+        "--cors-origins",
+        "cors_origins",
+        'allowed origins, as a JSON list (["http://a.test"]) or comma-separated',
+        read=setting_text.read_origins,
+        flag_type=parse_origins,
+    ),
+    Setting(
+        "DATA_DIR",
+        "--data-dir",
+        "data_dir",
+        "directory of the JSON data files, one per service ({data_files})",
+        read=setting_text.read_directory,
+        flag_type=Path,
+    ),
+    Setting(
+        "DATABASE_URL",
+        "--database-url",
+        "database_url",
+        "postgresql://user:password@host:port/dbname: keep records in PostgreSQL instead of DATA_DIR",
+        read=setting_text.read_blank_as_unset,
+    ),
     Setting(
         "DATABASE_TIMEOUT",
         "--database-timeout",
         "database_timeout",
         "seconds a request waits for the database (to connect, or for one statement) before it answers 503",
+        read=setting_text.read_seconds,
+        flag_type=float,
     ),
     Setting(
         "LOG_LEVEL",
         "--log-level",
         "log_level",
         "critical, error, warning, info or debug; info logs one line per request (time, method, path, status, duration)",
+        read=setting_text.read_lowercase,
     ),
-    Setting("WORKERS", "--workers", "workers", f"uvicorn worker processes sharing one data directory (at most {WORKERS_PER_CORE} per core)"),
-    Setting("MAX_BODY_BYTES", None, "max_body_bytes", "larger request bodies get a 413"),
+    Setting(
+        "WORKERS",
+        "--workers",
+        "workers",
+        f"uvicorn worker processes sharing one data directory (at most {WORKERS_PER_CORE} per core)",
+        read=setting_text.read_int(1),
+        flag_type=int,
+    ),
+    Setting("MAX_BODY_BYTES", None, "max_body_bytes", "larger request bodies get a 413", read=setting_text.read_int(1)),
     Setting(
         "HEAD_TIMEOUT",
         None,
         "head_timeout",
         "seconds a connection has to send a complete request head (idle keep-alive time included); then 408, or closed if it sent nothing",
+        read=setting_text.read_seconds,
     ),
     Setting(
         "MAX_HEAD_BYTES",
         None,
         "max_head_bytes",
         f"a larger request head (request line and headers) gets a 431, refused before it is read whole; at least {MIN_HEAD_BYTES}",
+        read=setting_text.read_int(MIN_HEAD_BYTES),
     ),
-    Setting("MAX_CONNECTIONS", None, "max_connections", "open connections per process; more are closed as soon as they are accepted"),
+    Setting(
+        "MAX_CONNECTIONS",
+        None,
+        "max_connections",
+        "open connections per process; more are closed as soon as they are accepted",
+        read=setting_text.read_int(1),
+    ),
     Setting(
         "API_KEY",
         None,
         "api_key",
         "when set, writes to the operations the spec secures, and every /__admin call, need this value in X-API-Key; empty means unset",
+        empty_notice="API_KEY is set but empty: taken as unset, so no request needs a key",
     ),
     Setting(
-        "API_KEY_READS", None, "api_key_reads", "with API_KEY, reads (GET, HEAD) of the secured operations need the key too; /, /health and /docs stay open"
+        "API_KEY_READS",
+        None,
+        "api_key_reads",
+        "with API_KEY, reads (GET, HEAD) of the secured operations need the key too; /, /health and /docs stay open",
+        read=setting_text.read_bool,
     ),
-    Setting("ADMIN_API", "--no-admin", "admin_api", "the control plane under /__admin; off (false, or the flag), every /__admin path is a 404"),
-    Setting("FIXTURES", "--fixtures", "fixtures", "a file of records in the data file's format: what POST /__admin/reset puts back instead of the samples"),
+    Setting(
+        "ADMIN_API",
+        "--no-admin",
+        "admin_api",
+        "the control plane under /__admin; off (false, or the flag), every /__admin path is a 404",
+        read=setting_text.read_bool,
+    ),
+    Setting(
+        "FIXTURES",
+        "--fixtures",
+        "fixtures",
+        "a file of records in the data file's format: what POST /__admin/reset puts back instead of the samples",
+        read=setting_text.read_path_blank_as_unset,
+        flag_type=Path,
+    ),
     Setting(
         "JOURNAL_SIZE",
         "--journal-size",
         "journal_size",
         f"requests the journal (GET /__admin/requests) keeps, the most recent; 0 turns it off (coverage still counts); at most {MAX_JOURNAL:,}",
+        read=setting_text.read_int(0),
+        flag_type=int,
     ),
     Setting(
         "METRICS",
         "--no-metrics",
         "metrics",
         "GET /metrics (Prometheus) and the figures behind it; off (false, or the flag), nothing is counted and the path is a 404",
+        read=setting_text.read_bool,
     ),
     Setting("SERVICE", None, "service", "which contract 'uvicorn cms_mock.app:app' serves ({services}); the cms-mock command takes it as 'serve NAME'"),
     Setting(None, "--in-memory", "in_memory", "keep records in memory only and write nothing (one worker, no DATABASE_URL)"),
@@ -156,11 +248,12 @@ TABLE = (
         "--fd",
         "fd",
         "serve on this listening socket, a file descriptor the starting process passed down, instead of binding HOST:PORT (one service, one worker)",
+        flag_type=int,
     ),
 )
-"""Every setting, once: ``cms-mock --help``, the documentation's configuration page
-(``settings_markdown``) and the pytest plugin (which keeps a consumer's values of them from the
-servers it starts) are made from it."""
+"""Every setting, once: how it is read, ``cms-mock --help``, the documentation's configuration
+page (``settings_markdown``) and the pytest plugin (which keeps a consumer's values of them from
+the servers it starts) are made from it."""
 
 PROCESS_VARIABLES = ("CMS_MOCK_STATE_DIR", "PROMETHEUS_MULTIPROC_DIR", "CMS_MOCK_SUPERVISOR_PID")
 """Not settings: what ``cms-mock --workers N`` tells the workers it starts (the directories they
@@ -172,9 +265,19 @@ def variables() -> tuple[str, ...]:
     return tuple(setting.variable for setting in TABLE if setting.variable) + PROCESS_VARIABLES
 
 
+def row(flag: str) -> Setting:
+    """The setting a flag gives."""
+    return next(setting for setting in TABLE if setting.flag == flag)
+
+
 def flag_help(flag: str, services: Iterable[ServiceFacts]) -> str:
     """The help of a setting's flag, from its row."""
-    return next(setting.help(services) for setting in TABLE if setting.flag == flag)
+    return row(flag).help(services)
+
+
+def flag_values(args: argparse.Namespace) -> dict[str, object]:
+    """What the settings' flags of a parsed command line say, by field (None: not given)."""
+    return {setting.field: getattr(args, setting.field, None) for setting in TABLE if setting.flag}
 
 
 def settings_markdown(services: Iterable[ServiceFacts]) -> str:
@@ -190,75 +293,16 @@ def settings_markdown(services: Iterable[ServiceFacts]) -> str:
 
 def database_url(environ: Mapping[str, str]) -> str | None:
     """``DATABASE_URL`` as the settings read it: blank is unset (the file store)."""
-    return environ.get("DATABASE_URL", "").strip() or None
-
-
-class SettingsError(ValueError):
-    """A setting has a value the service cannot use; the message names the variable."""
-
-
-def _parse_bool(name: str, raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off", ""}:
-        return False
-    raise SettingsError(f"{name} must be true or false, not {raw!r}")
-
-
-def _parse_int(name: str, raw: str, minimum: int) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be an integer, not {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, not {value}")
-    return value
-
-
-def _parse_seconds(name: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number of seconds, not {raw!r}") from None
-    if not 0 < value <= 3600:
-        raise SettingsError(f"{name} must be more than 0 and at most 3600 seconds, not {raw}")
-    return value
+    return setting_text.read_blank_as_unset("DATABASE_URL", environ.get("DATABASE_URL", ""))
 
 
 _DATABASE_URL = re.compile(r"postgres(ql)?://", re.IGNORECASE)
-_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s?#]+", re.IGNORECASE)
-
-
-def parse_origins(raw: str) -> tuple[str, ...]:
-    """Read ``CORS_ORIGINS`` as the seed writes it (a JSON list) or comma-separated.
-
-    Each origin is ``*`` or ``scheme://host[:port]``: anything else (a JSON object, a list
-    separated by spaces, a path) would match no browser's ``Origin`` and fail silently.
-    """
-    text = raw.strip()
-    if text.startswith(("[", "{", '"')):
-        try:
-            origins = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SettingsError(f"CORS_ORIGINS is not a valid JSON list: {exc}") from None
-        if not isinstance(origins, list) or not all(isinstance(o, str) for o in origins):
-            raise SettingsError("CORS_ORIGINS must be a JSON list of strings")
-    else:
-        origins = text.split(",")
-    cleaned = tuple(o.strip() for o in origins if o.strip())
-    for origin in cleaned:
-        if origin != "*" and not _ORIGIN.fullmatch(origin):
-            raise SettingsError(f"CORS_ORIGINS: {origin!r} is not an origin (* or scheme://host[:port]; separate several with commas)")
-    return cleaned
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """Everything that varies between runs of the service.
-
-    ``port=None`` means the service's own default port (3001 for the CMS, 8000 for profiles).
-    """
+    """Everything that varies between runs of the service; each field's row of ``TABLE`` says what
+    it does. ``port=None`` means the service's own default port (3001 for the CMS, 8000 for profiles)."""
 
     service: str = "cms"
     host: str = "0.0.0.0"
@@ -276,17 +320,11 @@ class Settings:
     api_key: str | None = None
     api_key_reads: bool = False
     database_url: str | None = None
-    """``postgresql://user:password@host:port/dbname``: records live in PostgreSQL, not in ``data_dir``."""
     database_timeout: float = 5.0
-    """The longest a request waits for the database (connecting, or one statement) before a 503."""
     admin_api: bool = True
-    """The control plane under ``/__admin`` (``admin-openapi.yaml``); off, its paths are 404s."""
     fixtures: Path | None = None
-    """A file of records in the data file's format: what ``POST /__admin/reset`` puts back."""
     journal_size: int = 1000
-    """The requests ``GET /__admin/requests`` keeps, the most recent; 0 turns the journal off."""
     metrics: bool = True
-    """``GET /metrics`` and the figures behind it; off, nothing is counted and the path is a 404."""
     fd: int | None = None
     """A listening socket passed down by the starting process (``--fd``): served as it is, so the
     port is never free between the choice of it and the server's start."""
@@ -302,53 +340,14 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Build settings from environment variables, then apply explicit overrides (CLI flags)."""
-        env = os.environ if environ is None else environ
         values: dict[str, object] = {}
         notices = []
-        if "SERVICE" in env:
-            values["service"] = env["SERVICE"]
-        if "HOST" in env:
-            values["host"] = env["HOST"]
-        if "PORT" in env:
-            values["port"] = _parse_int("PORT", env["PORT"], 0)
-        if "DEBUG" in env:
-            values["debug"] = _parse_bool("DEBUG", env["DEBUG"])
-        if "CORS_ORIGINS" in env:
-            values["cors_origins"] = parse_origins(env["CORS_ORIGINS"])
-        if "DATA_DIR" in env:
-            if not env["DATA_DIR"].strip():
-                raise SettingsError("DATA_DIR is empty: unset it for ./data, or name a directory")
-            values["data_dir"] = Path(env["DATA_DIR"])
-        if "LOG_LEVEL" in env:
-            values["log_level"] = env["LOG_LEVEL"].lower()
-        if "WORKERS" in env:
-            values["workers"] = _parse_int("WORKERS", env["WORKERS"], 1)
-        if "MAX_BODY_BYTES" in env:
-            values["max_body_bytes"] = _parse_int("MAX_BODY_BYTES", env["MAX_BODY_BYTES"], 1)
-        if "HEAD_TIMEOUT" in env:
-            values["head_timeout"] = _parse_seconds("HEAD_TIMEOUT", env["HEAD_TIMEOUT"])
-        if "MAX_HEAD_BYTES" in env:
-            values["max_head_bytes"] = _parse_int("MAX_HEAD_BYTES", env["MAX_HEAD_BYTES"], MIN_HEAD_BYTES)
-        if "MAX_CONNECTIONS" in env:
-            values["max_connections"] = _parse_int("MAX_CONNECTIONS", env["MAX_CONNECTIONS"], 1)
-        if env.get("API_KEY"):
-            values["api_key"] = env["API_KEY"]
-        elif "API_KEY" in env:
-            notices.append("API_KEY is set but empty: taken as unset, so no request needs a key")
-        if database_url(env) is not None:
-            values["database_url"] = database_url(env)
-        if "DATABASE_TIMEOUT" in env:
-            values["database_timeout"] = _parse_seconds("DATABASE_TIMEOUT", env["DATABASE_TIMEOUT"])
-        if "JOURNAL_SIZE" in env:
-            values["journal_size"] = _parse_int("JOURNAL_SIZE", env["JOURNAL_SIZE"], 0)
-        if "METRICS" in env:
-            values["metrics"] = _parse_bool("METRICS", env["METRICS"])
-        if "ADMIN_API" in env:
-            values["admin_api"] = _parse_bool("ADMIN_API", env["ADMIN_API"])
-        if env.get("FIXTURES", "").strip():
-            values["fixtures"] = Path(env["FIXTURES"])
-        if "API_KEY_READS" in env:
-            values["api_key_reads"] = _parse_bool("API_KEY_READS", env["API_KEY_READS"])
+        for setting in TABLE:
+            value, notice = setting.value(os.environ if environ is None else environ)
+            if value is not None:
+                values[setting.field] = value
+            if notice:
+                notices.append(notice)
         values.update({k: v for k, v in overrides.items() if v is not None})
         if values.get("debug") and "log_level" not in values:
             values["log_level"] = "debug"
@@ -387,6 +386,13 @@ class Settings:
                 raise SettingsError("--in-memory cannot be combined with DATABASE_URL: choose where records live")
             if not _DATABASE_URL.match(self.database_url):
                 raise SettingsError("DATABASE_URL must be postgresql://user:password@host:port/dbname (or postgres://...)")
+
+    def environment(self) -> dict[str, str]:
+        """The settings as the environment variables that give them, for processes that build
+        theirs from the environment (the workers of ``--workers``). A field that is None is
+        left to the environment, where its variable is unset or blank already."""
+        given = {setting.variable: getattr(self, setting.field) for setting in TABLE if setting.variable}
+        return {variable: setting_text.written(value) for variable, value in given.items() if variable and value is not None}
 
     @property
     def database_shown(self) -> str | None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -25,16 +24,16 @@ from cms_mock.backends import make_store, where
 from cms_mock.errors import StoreRefused, StoreUnavailable
 from cms_mock.record_files import InvalidRecords, read_records
 from cms_mock.services import SERVICES, Service, service
-from cms_mock.settings import Settings, SettingsError, database_url, flag_help
+from cms_mock.settings import Settings, SettingsError, database_url, flag_values, row
 from cms_mock.stores import RecordStore, datafile
 
 
-def add_store_flags(parser: argparse.ArgumentParser, timeout_help: str | None = None) -> None:
-    """The flags that say where records live, shared by serving, exporting and importing;
-    ``timeout_help`` for a command whose ``--database-timeout`` is not a request's."""
-    parser.add_argument("--data-dir", type=Path, help=flag_help("--data-dir", SERVICES.values()))
-    parser.add_argument("--database-url", help=flag_help("--database-url", SERVICES.values()))
-    parser.add_argument("--database-timeout", type=float, help=timeout_help or flag_help("--database-timeout", SERVICES.values()))
+def _add_store_flags(parser: argparse.ArgumentParser, timeout_help: str | None) -> None:
+    """The flags that say where records live, as serving takes them; ``timeout_help`` for a
+    command whose ``--database-timeout`` is not a request's."""
+    row("--data-dir").add_flag(parser, SERVICES.values())
+    row("--database-url").add_flag(parser, SERVICES.values())
+    row("--database-timeout").add_flag(parser, SERVICES.values(), timeout_help)
 
 
 def meaningless_store_flag(args: argparse.Namespace) -> str | None:
@@ -54,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     import_timeout = f"seconds the import may take in the database, connecting to commit (default {_IMPORT_TIMEOUT:g}; DATABASE_TIMEOUT is for requests)"
     for command, timeout_help in ((export, None), (load, import_timeout)):
         command.add_argument("--service", choices=list(SERVICES), default="cms", help="whose records (default cms)")
-        add_store_flags(command, timeout_help)
+        _add_store_flags(command, timeout_help)
         command.set_defaults(command_parser=command)
     return parser
 
@@ -65,7 +64,7 @@ def main(argv: Sequence[str]) -> int:
     if meaningless:
         args.command_parser.error(meaningless)
     try:
-        flags = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(Settings)}
+        flags = flag_values(args)
         if args.command == "import" and flags["database_timeout"] is None:
             flags["database_timeout"] = _IMPORT_TIMEOUT
         settings = Settings.from_env(None, **{**flags, "service": args.service})

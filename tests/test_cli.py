@@ -14,8 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cms_mock import cli
 from cms_mock.services import SERVICES
-from cms_mock.settings import TABLE
+from cms_mock.settings import TABLE, Settings, flag_values
 from tests.conftest import NEW_CUSTOMER, LiveServer, free_port, wait_healthy
 
 ROOT = Path(__file__).parent.parent
@@ -288,3 +289,14 @@ def test_what_fd_cannot_serve_is_refused_before_anything_starts(tmp_path, args, 
     assert result.returncode == 2
     assert message.format(**fds) in result.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_each_flag_of_the_table_given_its_default_gives_the_default_and_a_switch_turns_it_around():
+    """Each flag reads its value as its row says, as its environment variable does (``test_settings``)."""
+    for setting in TABLE:
+        default = getattr(Settings(), setting.field)
+        if setting.flag is None or default is None:
+            continue
+        given = [setting.flag] if isinstance(default, bool) else [setting.flag, setting.default]
+        value = flag_values(cli._parser().parse_args(given))[setting.field]
+        assert value == (not default if isinstance(default, bool) else default), setting

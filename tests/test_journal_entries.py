@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from cms_mock import exactjson
-from cms_mock.http import recorder
+from cms_mock.http import journal_entry
 from tests.conftest import NEW_CUSTOMER, LiveServer, MemoryServer, build_client
 
 BIG = 123456789012345678901234567890
@@ -59,7 +59,7 @@ def test_a_body_nested_deeper_than_the_journal_keeps_is_answered_whole_and_kept_
     assert entry["request"]["truncated"] is True
     kept = entry["request"]["body"]
     assert kept["name"] == NEW_CUSTOMER["name"]
-    assert depth(kept["extra"]) == (recorder.BODY_DEPTH - 1, None)  # the object is one level, the arrays the rest
+    assert depth(kept["extra"]) == (journal_entry.BODY_DEPTH - 1, None)  # the object is one level, the arrays the rest
     assert entry["response"] == {"headers": entry["response"]["headers"], "body": answer.json(), "truncated": False}
 
 
@@ -78,14 +78,14 @@ def test_an_entry_is_bounded_in_bytes_as_stored_headers_path_and_query_too(serve
     request = entry["request"]
     assert request["truncated"] is True
     assert request["body"].startswith("[1E15,1E15")  # kept as its text: as written out it would not fit
-    assert len(exactjson.dumps(entry)) <= recorder.ENTRY_LIMIT
-    assert len(exactjson.dumps(request["body"])) <= recorder.BODY_LIMIT + 2
-    assert len(exactjson.dumps(request["headers"])) <= recorder.HEADERS_LIMIT
+    assert len(exactjson.dumps(entry)) <= journal_entry.ENTRY_LIMIT
+    assert len(exactjson.dumps(request["body"])) <= journal_entry.BODY_LIMIT + 2
+    assert len(exactjson.dumps(request["headers"])) <= journal_entry.HEADERS_LIMIT
     assert 500 < len(request["headers"]) < 1_900  # the first that fit
     assert request["headers"]["host"]
-    assert len(exactjson.dumps(entry["path"])) <= recorder.TEXT_LIMIT
+    assert len(exactjson.dumps(entry["path"])) <= journal_entry.TEXT_LIMIT
     assert entry["path"].startswith("/api/customers/ppp")
-    assert len(exactjson.dumps(entry["query"])) <= recorder.TEXT_LIMIT
+    assert len(exactjson.dumps(entry["query"])) <= journal_entry.TEXT_LIMIT
     assert entry["response"]["truncated"] is False
 
 

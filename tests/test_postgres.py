@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from cms_mock import samples
-from cms_mock.stores.postgres import SCHEMA_VERSION
+from cms_mock.stores.postgres.schema import SCHEMA_VERSION
 from tests.conftest import NEW_CUSTOMER, NEW_PROFILE, LiveServer, free_port
 from tests.postgres import Cluster
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import NEW_CUSTOMER, LiveServer
+from tests.support.data import NEW_CUSTOMER
+from tests.support.servers import LiveServer
 
 CONSUMER = """
 import json, urllib.request
@@ -26,10 +27,10 @@ def post(url, body):
 
 def test_my_service_creates_a_customer(cms_mock):
     made = post(cms_mock.url + "/api/customers", %(customer)r)
-    assert made["id"] in cms_mock.stores.records()
+    assert made["id"] in cms_mock.records()
 
 def test_each_test_starts_from_the_start_state(cms_mock):
-    assert len(cms_mock.stores.records()) == %(start)d
+    assert len(cms_mock.records()) == %(start)d
 
 def test_loaded_records_are_served(cms_mock):
     cms_mock.load([{"id": "mine", **%(customer)r}])
@@ -58,11 +59,11 @@ def test_my_service_survives_a_503(cms_mock):
     except urllib.error.HTTPError as failed:
         assert failed.code == 503 and rule["id"] in failed.read().decode()
     assert post(cms_mock.url + "/api/customers", %(customer)r)["name"] == %(customer)r["name"]
-    assert len(cms_mock.stores.records()) == %(start)d + 1
+    assert len(cms_mock.records()) == %(start)d + 1
 
 def test_coverage_is_the_whole_runs(cms_mock):
     def created():
-        (create,) = [op for op in cms_mock.openapi.coverage()["operations"] if op["operationId"] == "createCustomer"]
+        (create,) = [op for op in cms_mock.coverage()["operations"] if op["operationId"] == "createCustomer"]
         return create["responses"]["201"]
     before = created()
     assert before >= 1  # the tests before this one created customers too: a reset keeps coverage
@@ -98,13 +99,10 @@ def test_fixtures_are_the_start_state_and_a_running_server_can_be_used(pytester:
     result.assert_outcomes(passed=7)
 
     consumer(pytester, start=2)  # that server starts from its samples
-    server = LiveServer(tmp_path / "data").start()
-    try:
+    with LiveServer(tmp_path / "data").start() as server:
         result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-s", "--cms-mock-url", server.url, "-k", "not profiles")
         result.assert_outcomes(passed=7)
         assert f"MOCK-URL {server.url}" in result.stdout.str()
-    finally:
-        server.stop()
 
 
 def test_a_server_that_is_not_there_is_a_clear_failure(pytester: pytest.Pytester):
@@ -231,7 +229,7 @@ subprocess.Popen = TakesThePortFirst
 
 
 def test_the_server_answering_is_the_one_started(cms_mock):
-    assert len(cms_mock.stores.records()) == 2
+    assert len(cms_mock.records()) == 2
     assert HEARD == []
     assert HELD == [int(cms_mock.url.rsplit(":", 1)[1])]
 """

@@ -210,3 +210,24 @@ def test_every_flag_of_the_table_is_a_flag_of_the_command_and_every_settings_fla
     assert table <= set(actions)
     per_service = {f"--{name}-port" for name in SERVICES}
     assert set(actions) - table - per_service == {"-h", "--help", "--version"}
+
+
+def test_the_environment_handed_to_workers_reads_back_as_the_same_settings():
+    """``cms-mock --workers N`` hands its settings to the workers it starts as the variables of the table."""
+    env = {
+        "SERVICE": "profile",
+        "HOST": "127.0.0.1",
+        "PORT": "4000",
+        "DEBUG": "true",
+        "CORS_ORIGINS": "http://a.test, http://b.test",
+        "DATABASE_URL": " postgresql://u@h/d ",
+        "HEAD_TIMEOUT": "2.5",
+        "API_KEY": "k",
+        "API_KEY_READS": "yes",
+        "ADMIN_API": "off",
+        "FIXTURES": "f.json",
+        "METRICS": "0",
+    }
+    for settings in (Settings(), Settings.from_env(env)):
+        assert Settings.from_env(settings.environment()) == settings
+    assert not {"PORT", "API_KEY", "DATABASE_URL", "FIXTURES"} & set(Settings().environment())  # unset stays unset

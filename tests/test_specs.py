@@ -8,7 +8,7 @@ import pytest
 import yaml
 from openapi_spec_validator import validate
 
-from cms_mock.openapi.validation import check_patterns
+from cms_mock.openapi.patterns import check_patterns
 
 ROOT = Path(__file__).parent.parent
 

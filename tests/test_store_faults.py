@@ -37,8 +37,8 @@ def test_a_writer_locks_the_lock_file_on_disk_now_not_a_deleted_one(tmp_path):
     lock.unlink()
     second = opened(path)  # a worker started after the deletion: it creates and locks a new file
     asyncio.run(first.create(dict(NEW_CUSTOMER)))
-    assert first._lock_fd is not None
-    assert os.fstat(first._lock_fd).st_ino == os.stat(lock).st_ino == os.fstat(second._lock_fd).st_ino  # type: ignore[arg-type]
+    assert first._lock.fd is not None
+    assert os.fstat(first._lock.fd).st_ino == os.stat(lock).st_ino == os.fstat(second._lock.fd).st_ino  # type: ignore[arg-type]
 
 
 def test_a_deleted_profile_id_is_never_given_out_again_by_another_worker_or_after_a_restart(tmp_path):

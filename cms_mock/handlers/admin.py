@@ -21,7 +21,7 @@ from cms_mock.errors import ApiError, FieldError, InvalidBody
 from cms_mock.handlers.runtime import current, json_response
 from cms_mock.handlers.service import prefers_html
 from cms_mock.openapi import coverage
-from cms_mock.openapi.validation import MAX_PROBLEMS
+from cms_mock.openapi.problems import MAX_PROBLEMS
 from cms_mock.services import Service
 from cms_mock.stores.records import MADE, RecordRules
 

@@ -86,10 +86,10 @@ def json_array_response(records: Records, headers: dict[str, str] | None = None)
     slices built as they go.
 
     The slices are made from the items, not cut from one joined body: every version of a large
-    list would otherwise be a body of its own (35 MB at 100,000 customers), held as long as the
-    slowest reader of it (25 stalled readers once held 860 MB). Sent whole, each slow connection
-    would also hold a copy in its transport buffer; in slices, uvicorn's flow control holds one
-    slice at a time.
+    list would otherwise be a body of its own, held as long as the slowest reader of it, so
+    stalled readers would hold a large body each. Sent whole, each slow connection would also
+    hold a copy in its transport buffer; in slices, uvicorn's flow control holds one slice at a
+    time.
     """
     if isinstance(records, Listing) and records.size <= _STREAM_OVER:
         return Response(content=records.body, media_type="application/json", headers=headers)

@@ -1,11 +1,11 @@
 """The documents a service serves beside its operations: its spec, its Swagger UI page, a favicon.
 
-Connexion would serve the spec with every ``$ref`` inlined (65 references become 62 models in
-a client generated from the URL) and ``servers: [{url: ''}]``; here the spec goes out as
-written, as JSON and as YAML, with one server added in front: ``/``, the server that served
-it, whatever host and port it runs on. The Swagger UI page is connexion's, with the
-service's title, at ``/docs`` itself (connexion redirects it); its scripts and styles are
-still served by connexion under ``/docs/``.
+Connexion would serve the spec with every ``$ref`` inlined (a client generated from the URL
+then has a model for nearly every reference, not one for each schema) and
+``servers: [{url: ''}]``; here the spec goes out as written, as JSON and as YAML, with one server added in front:
+``/``, the server that served it, whatever host and port it runs on. The Swagger UI page is
+connexion's, with the service's title, at ``/docs`` itself (connexion redirects it); its
+scripts and styles are still served by connexion under ``/docs/``.
 
 The page reads its own copy of the spec, ``/docs/openapi.json``: the spec as served when the
 service runs with ``API_KEY``, and without its security requirements when it does not, so
@@ -60,6 +60,10 @@ _PAGE = """<!DOCTYPE html>
 """
 
 
+_YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+"""libyaml's emitter where PyYAML has it: the same document, written as every app starts."""
+
+
 def served_spec(spec: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """The spec as written, with the server that serves it listed first."""
     this_server = {"url": prefix or "/", "description": "The server that served this document"}
@@ -94,7 +98,10 @@ class Documents:
         self._documents = {
             f"{prefix}/openapi.json": (b"application/json", orjson.dumps(served)),
             f"{prefix}{PAGE_SPEC}": (b"application/json", orjson.dumps(page_spec)),
-            f"{prefix}/openapi.yaml": (b"application/yaml; charset=utf-8", yaml.safe_dump(served, sort_keys=False, allow_unicode=True).encode()),
+            f"{prefix}/openapi.yaml": (
+                b"application/yaml; charset=utf-8",
+                yaml.dump(served, Dumper=_YAML_DUMPER, sort_keys=False, allow_unicode=True).encode(),
+            ),
             f"{prefix}{DOCS}": (b"text/html; charset=utf-8", page),  # no redirect to /docs/: the page's links are absolute
             f"{prefix}{DOCS}/": (b"text/html; charset=utf-8", page),
             f"{prefix}{DOCS}/index.html": (b"text/html; charset=utf-8", page),

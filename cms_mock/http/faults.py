@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cms_mock import metrics
 from cms_mock.errors import ApiError, FieldError, InjectedError, InvalidBody, StoreUnavailable
-from cms_mock.http.gate import OPERATION
+from cms_mock.http.gate import reached
 from cms_mock.openapi.routes import resolved
 
 logger = logging.getLogger(__name__)
@@ -113,8 +113,8 @@ class FaultInjector:
         self.rules = rules
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        operation = scope.get(OPERATION)
-        if scope["type"] != "http" or operation not in self.faults.declared:
+        operation = reached(scope) if scope["type"] == "http" else None
+        if operation not in self.faults.declared:
             await self.app(scope, receive, send)
             return
         prefer = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"prefer"), None)

@@ -19,16 +19,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cms_mock.errors import ApiError
 from cms_mock.logs import printable
-from cms_mock.openapi.routes import SpecRoutes
+from cms_mock.openapi.routes import Found, SpecRoutes
 
 logger = logging.getLogger(__name__)
 
-OPERATION = "cms_mock.operation"
-"""A scope key: the ``operationId`` the request reached, for what runs after the gate."""
-
 REACHED = "cms_mock.reached"
-"""A scope key: a dict the recorder outside puts there, where the gate writes the ``operationId``
-a request reached (the gate finds it anyway; the recorder would look it up again)."""
+"""A key of the request's ``state``: the ``operationId`` the request reached, set once by the gate
+for what runs after it (the fault injector) and for the recorder outside it (``state`` is the one
+part of the scope every middleware hands on as it is; the recorder would look it up again)."""
 
 _CONTENT_TYPE = b"content-type"
 _JSON = b"application/json"
@@ -54,13 +52,20 @@ def normalise_content_type(headers: Headers, takes_body: bool) -> Headers:
     return [*((name, v) for name, v in headers if name != _CONTENT_TYPE), (_CONTENT_TYPE, value)]
 
 
+def reached(scope: Scope) -> str | None:
+    """The ``operationId`` an HTTP request reached: None before the gate, or when it reached none."""
+    operation: str | None = scope["state"].get(REACHED)
+    return operation
+
+
 class RequestGate:
     """Answers 404 for a path the spec does not declare, 405 for a method it does not declare
     there, 400 for an integer path parameter its schema refuses; rewrites aliases and content
     types; and lets a client that leaves mid-body go without an answer nobody would read.
 
-    Says which operation a request reached: in the scope it hands on (``OPERATION``, for the
-    fault injector) and to the recorder outside (``REACHED``).
+    Says which operation a request reached, once, in the request's ``state`` (``REACHED``, read
+    by ``reached``): for the fault injector after it and the recorder outside it, which
+    journals it whatever answers, a 415 from connexion or a 413 from the body limit included.
 
     ``assets``: the path prefix of what is served beside the spec (the Swagger UI's files).
     Sits inside connexion's exception handling, so its errors have the contract's shape, and
@@ -80,29 +85,40 @@ class RequestGate:
             await self.app(scope, receive, send)
             return
         path = self.routes.canonical(scope["path"])
-        if b"%2f" in (scope.get("raw_path") or b"").lower():  # an encoded slash is data in a segment, never a separator
-            raise ApiError("Not Found", status=404)
-        found = self.routes.find(path)
+        found = self._declared(scope, path)
         if found is None:
-            if not path.startswith(self.assets):
-                raise ApiError("Not Found", status=404)
             await self.app(scope, receive, send)
             return
         operation = found.operation(scope["method"])
         if operation is None:
             raise ApiError("Method Not Allowed", status=405, headers={"Allow": found.allowed})
-        if REACHED in scope:
-            scope[REACHED]["operationId"] = operation.get("operationId")
+        scope["state"][REACHED] = operation.get("operationId")
         problem = found.bad_parameter()
         if problem is not None:
             raise problem
-        headers = normalise_content_type(scope["headers"], takes_body="requestBody" in operation)
-        scope = {**scope, OPERATION: operation.get("operationId")}
-        if path != scope["path"]:
-            scope["path"], scope["raw_path"] = path, path.encode()  # an alias: a declared path, ASCII
-        if headers is not scope["headers"]:
-            scope["headers"] = headers
         try:
-            await self.app(scope, receive, send)
+            await self.app(_handed_on(scope, path, "requestBody" in operation), receive, send)
         except ClientDisconnect:
-            logger.info("client left %s %s before sending its whole body; nothing was done", scope["method"], printable(scope["path"]))
+            logger.info("client left %s %s before sending its whole body; nothing was done", scope["method"], printable(path))
+
+    def _declared(self, scope: Scope, path: str) -> Found | None:
+        """The declared path ``path`` (the request's, an alias made canonical) is, or None for one
+        of the assets; raises 404 for any other."""
+        if b"%2f" in (scope.get("raw_path") or b"").lower():  # an encoded slash is data in a segment, never a separator
+            raise ApiError("Not Found", status=404)
+        found = self.routes.find(path)
+        if found is None and not path.startswith(self.assets):
+            raise ApiError("Not Found", status=404)
+        return found
+
+
+def _handed_on(scope: Scope, path: str, takes_body: bool) -> Scope:
+    """A copy of ``scope`` with the declared ``path`` (an alias: a declared path, ASCII) and the
+    content type the operation's validator should see."""
+    handed: Scope = {**scope}
+    if path != scope["path"]:
+        handed["path"], handed["raw_path"] = path, path.encode()
+    headers = normalise_content_type(scope["headers"], takes_body)
+    if headers is not scope["headers"]:
+        handed["headers"] = headers
+    return handed

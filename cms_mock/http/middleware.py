@@ -70,7 +70,7 @@ class BodyLimit:
                 raise BodyTooLarge(self.max_bytes)
         received = 0
 
-        async def counted() -> Message:
+        async def receive_limited() -> Message:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
@@ -78,7 +78,7 @@ class BodyLimit:
                 raise BodyTooLarge(self.max_bytes)
             return message
 
-        await self.app(scope, counted, send)
+        await self.app(scope, receive_limited, send)
 
 
 class ApiKeyGuard:

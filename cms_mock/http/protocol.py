@@ -2,11 +2,11 @@
 
 uvicorn closes an idle keep-alive connection only after a first response, reads a request head
 of any size, and accepts every connection: a client that connects and sends nothing (or a byte
-a second) holds a file descriptor forever, 20,000 of them starve the server, and four 50 MB
-header values cost 321 MB. Here each connection must complete its request head within
-``head_timeout`` seconds (408, then closed), a head over ``max_head_bytes`` is refused with 431
-before it is read whole, and connections beyond ``max_connections`` are closed as soon as they
-are accepted, so those within the cap keep being served.
+a second) holds a file descriptor forever, enough of them starve the server, and a few huge
+header values take more memory than their own size. Here each connection must complete its
+request head within ``head_timeout`` seconds (408, then closed), a head over ``max_head_bytes``
+is refused with 431 before it is read whole, and connections beyond ``max_connections`` are
+closed as soon as they are accepted, so those within the cap keep being served.
 """
 
 from __future__ import annotations

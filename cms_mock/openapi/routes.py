@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from cms_mock.errors import InvalidBody, InvalidParameter
-from cms_mock.openapi.validation import ecma_regex, pattern_problem
+from cms_mock.openapi.patterns import ecma_regex, pattern_problem
 
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 """The HTTP methods a path item may declare an operation for."""

@@ -41,7 +41,7 @@ from typing import Any, BinaryIO, TypeVar
 import orjson
 
 from cms_mock import exactjson
-from cms_mock.state import Counts, Entry, Matcher, Page, Tally, counted, head_matches, now, pick
+from cms_mock.state import Counts, Entry, Matcher, Page, Tally, coverage_key, head_matches, now, pick
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class LocalState:
             self._journal_fd = os.open(self._journal(), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
     async def record(self, entry: Entry) -> None:
-        key = counted(entry)
+        key = coverage_key(entry)
         if key is not None and key[0] in self._operations and key[1] in _STATUSES and self._counters is not None:
             slot = (self._operations[key[0]] * len(_STATUSES) + key[1] - _STATUSES.start) * 8
             struct.pack_into("q", self._counters, slot, struct.unpack_from("q", self._counters, slot)[0] + 1)
@@ -185,7 +185,7 @@ class LocalState:
 
     async def faults(self) -> list[dict[str, Any]]:
         rules = await asyncio.to_thread(self._read, self._dir / "faults.json")
-        return [_shown(rule) for rule in orjson.loads(rules or b"[]")]
+        return [_listed(rule) for rule in orjson.loads(rules or b"[]")]
 
     async def delete_fault(self, key: str) -> bool:
         def delete(rules: list[dict[str, Any]]) -> bool:
@@ -210,7 +210,7 @@ class LocalState:
             return pick([(rule, rule["seen"]) for rule in mine])
 
         chosen = await asyncio.to_thread(self._change_rules, take)
-        return _shown(chosen) if chosen else None
+        return _listed(chosen) if chosen else None
 
     async def reset(self, keep_coverage: bool = False) -> None:
         await asyncio.to_thread(self._reset, keep_coverage)
@@ -339,5 +339,5 @@ def _inode(path: Path) -> int | None:
         return None
 
 
-def _shown(rule: dict[str, Any]) -> dict[str, Any]:
+def _listed(rule: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in rule.items() if key != "seen"}

@@ -7,7 +7,7 @@ import collections
 import copy
 from typing import Any
 
-from cms_mock.state import Counts, Entry, Matcher, Page, Tally, counted, head_matches, pick
+from cms_mock.state import Counts, Entry, Matcher, Page, Tally, coverage_key, head_matches, pick
 
 
 class MemoryState:
@@ -26,7 +26,7 @@ class MemoryState:
         """Nothing to close."""
 
     async def record(self, entry: Entry) -> None:
-        key = counted(entry)
+        key = coverage_key(entry)
         if key is not None:
             self._counts[key] += 1
         if self._journal.maxlen:

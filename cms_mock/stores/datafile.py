@@ -26,7 +26,7 @@ from cms_mock.stores.records import dump
 
 logger = logging.getLogger(__name__)
 
-Entry = tuple[bytes, bytes]
+RecordBytes = tuple[bytes, bytes]
 """A record as (compact JSON, its pretty-printed fragment of the data file)."""
 
 Signature = tuple[int, int, int]
@@ -35,24 +35,24 @@ Signature = tuple[int, int, int]
 _IOV_MAX = os.sysconf("SC_IOV_MAX")  # buffers per writev call
 
 
-def encode(record: dict[str, Any]) -> Entry:
+def encode(record: dict[str, Any]) -> RecordBytes:
     """Both serialised forms of a record; the fragment is its ``"id": {...}`` member of the file
     (a slice: a copy of the part kept, like ``dump``'s)."""
     key = str(record["id"])
     return dump(record), orjson.dumps({key: record}, option=orjson.OPT_INDENT_2)[2:-2]
 
 
-def render(records: dict[str, Entry]) -> list[bytes]:
+def render(records: dict[str, RecordBytes]) -> list[bytes]:
     """The file's content as the pieces to write one after another: no copy of the whole file."""
     if not records:
         return [b"{}\n"]
     pieces = [b",\n"] * (2 * len(records) + 1)
     pieces[0], pieces[-1] = b"{\n", b"\n}\n"
-    pieces[1::2] = [entry[1] for entry in records.values()]
+    pieces[1::2] = [fragment for _, fragment in records.values()]
     return pieces
 
 
-def parse(data: bytes, known: dict[str, Entry] | None = None) -> dict[str, Entry]:
+def parse(data: bytes, known: dict[str, RecordBytes] | None = None) -> dict[str, RecordBytes]:
     """Read a data file's bytes, refusing anything that is not an object of records keyed by id.
 
     ``known``: records read before; a member whose text has not changed is taken from there.
@@ -64,14 +64,14 @@ def parse(data: bytes, known: dict[str, Entry] | None = None) -> dict[str, Entry
 _MEMBER_SEPARATOR = b',\n  "'
 
 
-def _members(data: bytes, known: dict[str, Entry]) -> dict[str, Entry] | None:
+def _members(data: bytes, known: dict[str, RecordBytes]) -> dict[str, RecordBytes] | None:
     """The records of a file in the layout ``render`` writes, read member by member.
 
-    Parsing the whole document first would hold every record twice at start-up (115 MB more at
-    100,000 customers), and another process's write would cost a parse of every record, not
-    only of those it changed. The separator cannot occur inside a string (JSON strings hold no
-    raw newline) nor inside a record (its lines are indented deeper). None when the file has
-    another layout or a duplicate id: the caller parses it whole.
+    Parsing the whole document first would hold every record twice at start-up, and another
+    process's write would cost a parse of every record, not only of those it changed. The
+    separator cannot occur inside a string (JSON strings hold no raw newline) nor inside a
+    record (its lines are indented deeper). None when the file has another layout or a
+    duplicate id: the caller parses it whole.
     """
     if not (data.startswith(b'{\n  "') and data.endswith(b"\n}\n")):
         return None
@@ -79,9 +79,9 @@ def _members(data: bytes, known: dict[str, Entry]) -> dict[str, Entry] | None:
     for index, part in enumerate(data[2:-3].split(_MEMBER_SEPARATOR)):
         fragment = part if index == 0 else b'  "' + part
         key = fragment[3 : fragment.find(b'"', 3)].decode()  # ids hold no quote; a wrong guess only misses
-        entry = known.get(key)
-        if entry is not None and entry[1] == fragment and key not in records:
-            records[key] = entry
+        stored = known.get(key)
+        if stored is not None and stored[1] == fragment and key not in records:
+            records[key] = stored
             continue
         try:
             member = orjson.loads(b"{" + fragment + b"}")
@@ -106,7 +106,7 @@ def _document(data: bytes) -> dict[str, Any]:
     return document
 
 
-def _records(document: dict[str, Any]) -> dict[str, Entry]:
+def _records(document: dict[str, Any]) -> dict[str, RecordBytes]:
     """Encode each record, dropping its parsed form as it goes: the peak is one copy, not two."""
     records = {}
     for key in list(document):
@@ -145,7 +145,7 @@ def signature(path: Path) -> Signature | None:
     return st.st_ino, st.st_size, st.st_mtime_ns
 
 
-def load(path: Path, known: dict[str, Entry] | None = None) -> dict[str, Entry] | None:
+def load(path: Path, known: dict[str, RecordBytes] | None = None) -> dict[str, RecordBytes] | None:
     """The file's records, or None when there is no file (``known``: see ``parse``)."""
     try:
         data = path.read_bytes()
@@ -157,7 +157,7 @@ def load(path: Path, known: dict[str, Entry] | None = None) -> dict[str, Entry] 
         raise CorruptDataFile(path, str(exc)) from None
 
 
-def load_or_recover(path: Path) -> dict[str, Entry] | None:
+def load_or_recover(path: Path) -> dict[str, RecordBytes] | None:
     """The file's records; if it is damaged, the ``.bak``'s, after moving the damage aside.
 
     The damaged file is kept as ``<name>.corrupt-<UTC time>`` and the data file exists at every
@@ -200,7 +200,7 @@ class Unsynced(OSError):
         self.signature = new_signature
 
 
-def replace(path: Path, records: dict[str, Entry]) -> Signature | None:
+def replace(path: Path, records: dict[str, RecordBytes]) -> Signature | None:
     """Durably replace the file's content; returns the new file's signature.
 
     Raises ``OSError`` when nothing changed on disk, ``Unsynced`` when the change is in place

@@ -86,8 +86,8 @@ def _time_problems(record: dict[str, Any]) -> list[str]:
 def dump(record: dict[str, Any]) -> bytes:
     """A record's compact JSON, as every answer carries it.
 
-    A copy: the bytes orjson returns keep its whole output buffer (about 4 KiB for a 330-byte
-    record, 400 MB for 100,000 records); a copy is the size of its content.
+    A copy: the bytes orjson returns keep its whole output buffer, far larger than a record;
+    a copy is the size of its content.
     """
     return bytes(memoryview(orjson.dumps(record)))
 

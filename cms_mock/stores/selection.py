@@ -3,9 +3,9 @@
 Each record is parsed once, not once per query: a ``Selector`` keeps every record's fields
 and search text beside its bytes, keyed by the bytes object, which a store shares between
 versions of its records (a write makes new bytes for the record it changes and keeps every
-other). A query after a write parses the changed records only; a filtered, sorted page of
-100,000 customers takes milliseconds (``python -m bench``), at the cost of the parsed fields in
-memory (measured there too), made on the first query, never without one.
+other). A query after a write parses the changed records only, so a filtered, sorted page of
+a large collection is quick (``python -m bench`` measures it), at the cost of the parsed fields
+in memory (measured there too), made on the first query, never without one.
 
 A query is worked out in a worker thread, in steps whose C parts are short, so that the event
 loop keeps answering other requests meanwhile (``python -m bench.stall``), and a sort on many
@@ -31,8 +31,8 @@ from cms_mock.stores import Fields, Listing, Page, Query, folded
 
 
 class _Row:
-    """A record's bytes, its fields' values in the order of ``Fields.names`` (a tuple: a third
-    of a dictionary's memory), and its searched text."""
+    """A record's bytes, its fields' values in the order of ``Fields.names`` (a tuple: far less
+    memory than a dictionary), and its searched text."""
 
     __slots__ = ("body", "text", "values")
 
