@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from cms_mock import setting_text
-from cms_mock.setting_text import SettingsError, parse_origins
+from cms_mock.setting_text import SettingsError as SettingsError  # the settings' error, named here for their readers
 
 MIN_HEAD_BYTES = 1024
 """A request line and a few headers: a smaller limit would refuse ordinary requests."""
@@ -135,7 +135,7 @@ TABLE = (
         "cors_origins",
         'allowed origins, as a JSON list (["http://a.test"]) or comma-separated',
         read=setting_text.read_origins,
-        flag_type=parse_origins,
+        flag_type=setting_text.parse_origins,
     ),
     Setting(
         "DATA_DIR",

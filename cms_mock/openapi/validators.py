@@ -36,7 +36,7 @@ def _is_date(value: object) -> bool:
     return True
 
 
-RequestValidator = validators.extend(Draft4RequestValidator, {"pattern": ecma_pattern})
+RequestValidator = validators.extend(Draft4RequestValidator, {"pattern": ecma_pattern})  # type: ignore[no-untyped-call]
 """Connexion's request validator (nullable, OpenAPI enums) with ECMA-262 patterns."""
 
 
