@@ -33,9 +33,10 @@ from typing import Any
 
 import httpx
 
-from bench.run import RESULTS, Server, free_port, process_tree, rss_sum_mib
-from cms_mock.state.local import STATE_DIR
-from cms_mock.workers import SUPERVISOR
+from bench.processes import Server, process_tree, rss_sum_mib
+from bench.run import RESULTS
+from cms_mock.workers import STATE_DIR, SUPERVISOR
+from tests.support.ports import free_port
 
 BODY_BYTES = 59_000
 HEADERS = 1_900

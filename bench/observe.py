@@ -32,9 +32,11 @@ from typing import Any
 import httpx
 
 from bench import postgres
-from bench.dataset import write_customers
-from bench.load import run_wrk
-from bench.run import RESULTS, Server, cpu_seconds, cpu_used, free_port, process_tree, rss_sum_mib
+from bench.processes import Server, cpu_seconds, cpu_used, process_tree, rss_sum_mib
+from bench.run import RESULTS
+from tests.support.data import write_customers
+from tests.support.ports import free_port
+from tests.support.wrk import run_wrk
 
 SIZE = 10_000
 MODES = {"on": [], "off": ["--journal-size", "0", "--no-metrics"], "bare": ["--no-admin", "--no-metrics"]}

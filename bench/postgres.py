@@ -1,6 +1,6 @@
 """A throwaway PostgreSQL server for the benchmark, and N customers loaded into it fast.
 
-The server is the tests' throwaway cluster (``tests/postgres.py``) with its durable defaults
+The server is the tests' throwaway cluster (``tests/support/postgres.py``) with its durable defaults
 (``fsync``, ``synchronous_commit``, ``full_page_writes`` on; stock ``shared_buffers``): a
 benchmark measures what users get. Nothing is tuned.
 """
@@ -15,11 +15,11 @@ from typing import Any
 
 import asyncpg
 
-from bench.dataset import customer, customer_id
 from cms_mock.services import SERVICES
 from cms_mock.stores.postgres import PostgresStore
 from cms_mock.stores.records import dump
-from tests.postgres import Cluster, server_binaries
+from tests.support.data import customer, customer_id
+from tests.support.postgres import Cluster, server_binaries
 
 SERVICE = SERVICES["cms"]
 TABLE = SERVICE.table

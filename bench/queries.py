@@ -14,7 +14,7 @@ import statistics
 import time
 from typing import Any
 
-from bench.dataset import customer_id
+from tests.support.data import customer_id
 
 QUERIES = {
     "filtered, sorted page": "/api/customers?status=inactive&sort=-created_at&limit=50",

@@ -46,38 +46,54 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     pg_sizes = sorted(report.get("sizes", {}).get("postgres", []))
     for workers in (int(w) for w in report["floor_rps"]):
         if len(pg_sizes) >= 2:
-            small, large = _row(report, "postgres", pg_sizes[0], workers), _row(report, "postgres", pg_sizes[-1], workers)
-            for label in ("GET by id", *WRITES):
-                if small and large and label in small["operations"] and label in large["operations"]:
-                    target = f"PostgreSQL {label} flat {pg_sizes[0]:,} -> {pg_sizes[-1]:,} (≥ {FLAT:.0%})"
-                    found.append(_compared(target, workers, large["operations"][label]["rps"], small["operations"][label]["rps"], FLAT))
+            found += _flat(report, pg_sizes, workers)
         if pg_sizes:
-            large = _row(report, "postgres", pg_sizes[-1], workers)
-            file_10k = _row(report, "file", 10_000, workers)
-            for label in WRITES:
-                if large and file_10k and label in large["operations"] and label in file_10k["operations"]:
-                    target = f"PostgreSQL {label} at {pg_sizes[-1]:,} ≥ JSON file at 10,000"
-                    found.append(_compared(target, workers, large["operations"][label]["rps"], file_10k["operations"][label]["rps"], 1.0))
-            if large:
-                found.append(
-                    {
-                        "target": f"PostgreSQL start-up at {pg_sizes[-1]:,} < {STARTUP_S:.0f} s",
-                        "workers": workers,
-                        "detail": f"{large['startup_s']:.2f} s (median of {len(large.get('startups_s', [0]))})",
-                        "ratio": large["startup_s"] / STARTUP_S,
-                        "pass": large["startup_s"] < STARTUP_S,
-                    }
-                )
-                rss = large["list"]["peak_rss_sum_mib"] * MIB
-                found.append(
-                    {
-                        "target": f"PostgreSQL RSS streaming the {pg_sizes[-1]:,} list < {RSS_MB:.0f} MB",
-                        "workers": workers,
-                        "detail": f"{rss:.0f} MB (sum of {large['list']['processes']} processes; workers {large['list']['peak_rss_workers_mib'] * MIB:.0f} MB)",
-                        "ratio": rss / RSS_MB,
-                        "pass": rss < RSS_MB,
-                    }
-                )
+            found += _postgres_at_largest(report, pg_sizes[-1], workers)
+    return found + _query_targets(report)
+
+
+def _flat(report: dict[str, Any], pg_sizes: list[int], workers: int) -> list[dict[str, Any]]:
+    small, large = _row(report, "postgres", pg_sizes[0], workers), _row(report, "postgres", pg_sizes[-1], workers)
+    found = []
+    for label in ("GET by id", *WRITES):
+        if small and large and label in small["operations"] and label in large["operations"]:
+            target = f"PostgreSQL {label} flat {pg_sizes[0]:,} -> {pg_sizes[-1]:,} (≥ {FLAT:.0%})"
+            found.append(_compared(target, workers, large["operations"][label]["rps"], small["operations"][label]["rps"], FLAT))
+    return found
+
+
+def _postgres_at_largest(report: dict[str, Any], size: int, workers: int) -> list[dict[str, Any]]:
+    large = _row(report, "postgres", size, workers)
+    if not large:
+        return []
+    file_10k = _row(report, "file", 10_000, workers)
+    found = []
+    for label in WRITES:
+        if file_10k and label in large["operations"] and label in file_10k["operations"]:
+            target = f"PostgreSQL {label} at {size:,} ≥ JSON file at 10,000"
+            found.append(_compared(target, workers, large["operations"][label]["rps"], file_10k["operations"][label]["rps"], 1.0))
+    rss = large["list"]["peak_rss_sum_mib"] * MIB
+    return [
+        *found,
+        {
+            "target": f"PostgreSQL start-up at {size:,} < {STARTUP_S:.0f} s",
+            "workers": workers,
+            "detail": f"{large['startup_s']:.2f} s (median of {len(large.get('startups_s', [0]))})",
+            "ratio": large["startup_s"] / STARTUP_S,
+            "pass": large["startup_s"] < STARTUP_S,
+        },
+        {
+            "target": f"PostgreSQL RSS streaming the {size:,} list < {RSS_MB:.0f} MB",
+            "workers": workers,
+            "detail": f"{rss:.0f} MB (sum of {large['list']['processes']} processes; workers {large['list']['peak_rss_workers_mib'] * MIB:.0f} MB)",
+            "ratio": rss / RSS_MB,
+            "pass": rss < RSS_MB,
+        },
+    ]
+
+
+def _query_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    found = []
     for row in report["rows"]:
         query = row.get("queries", {}).get(TARGET_QUERY)
         if query and row["customers"] == QUERY_SIZE:
@@ -133,7 +149,11 @@ def markdown(report: dict[str, Any]) -> str:
         ops = " | ".join(_rps(row, label) for label in ("GET by id", "GET by id, 10 conns", "POST", "PUT", "DELETE"))
         health = f"{row['health_ms']:.0f} ms" if "health_ms" in row else "-"
         lines.append(f"| {row.get('backend', 'file')} | {row['customers']:,} | {row['workers']} | {ops} | {listed} | {row['startup_s']:.2f} s | {health} |")
-    lines += [
+    return "\n".join([*lines, *_queries(report), *_targets_table(report), *_every_operation(report), *_per_run(report)]) + "\n"
+
+
+def _queries(report: dict[str, Any]) -> list[str]:
+    lines = [
         "",
         "## Queries",
         "",
@@ -152,11 +172,20 @@ def markdown(report: dict[str, Any]) -> str:
                 f"| {row.get('backend', 'file')} | {row['customers']:,} | {row['workers']} | {label} (`{q['path']}`) | "
                 f"{q['rest_p50_ms']:.1f} | {q['rest_p95_ms']:.1f} | {q['after_write_p50_ms']:.1f} | {memory} |"
             )
-    if report.get("targets"):
-        lines += ["", "## Targets", "", "| target | workers | measured | ratio | result |", "|---|---|---|---|---|"]
-        for t in report["targets"]:
-            lines.append(f"| {t['target']} | {t['workers']} | {t['detail']} | {t['ratio']:.2f} | {'pass' if t['pass'] else 'FAIL'} |")
-    lines += [
+    return lines
+
+
+def _targets_table(report: dict[str, Any]) -> list[str]:
+    if not report.get("targets"):
+        return []
+    lines = ["", "## Targets", "", "| target | workers | measured | ratio | result |", "|---|---|---|---|---|"]
+    for t in report["targets"]:
+        lines.append(f"| {t['target']} | {t['workers']} | {t['detail']} | {t['ratio']:.2f} | {'pass' if t['pass'] else 'FAIL'} |")
+    return lines
+
+
+def _every_operation(report: dict[str, Any]) -> list[str]:
+    lines = [
         "",
         "## Every operation",
         "",
@@ -171,7 +200,11 @@ def markdown(report: dict[str, Any]) -> str:
             used = " | ".join(f"{cpu[name]:,.0f}" if name in cpu else "-" for name in ("service", "postgres"))
             figures = f"{_rps(row, label)} | {f['ratio_to_floor']:.3f} | {f['p50_ms']:.1f} | {f['p99_ms']:.1f} | {f['errors']} | {used}"
             lines.append(f"| {row.get('backend', 'file')} | {row['workers']} | {row['customers']:,} | {label} | {figures} |")
-    lines += [
+    return lines
+
+
+def _per_run(report: dict[str, Any]) -> list[str]:
+    lines = [
         "",
         "| store | workers | N | seeding | start-up to first 200 (median; each) | peak RSS (one process) | data | CPU per full list: service, PostgreSQL |",
         "|---|---|---|---|---|---|---|---|",
@@ -184,4 +217,4 @@ def markdown(report: dict[str, Any]) -> str:
         cpu = row.get("list", {}).get("cpu_s_per_list", {})
         data += " | " + ", ".join(f"{cpu[name]:.2f} s" if name in cpu else "-" for name in ("service", "postgres"))
         lines.append(f"| {row.get('backend', 'file')} | {row['workers']} | {row['customers']:,} | {seeded} | {start} | {rss} | {data} |")
-    return "\n".join(lines) + "\n"
+    return lines

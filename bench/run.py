@@ -10,7 +10,7 @@ has a ratio to that floor. Results go to ``bench/results/`` as JSON and Markdown
 targets (``bench/report.py``) marked pass or fail.
 
 PostgreSQL runs with its durable defaults (``bench/postgres.py``). Its runs skip wrk's
-``GET list`` (50 connections each reading up to 330 MB) and ``mixed`` (which lists too): the
+``GET list`` (50 connections each reading the whole largest list) and ``mixed`` (which lists too): the
 list is measured by the sequential reads.
 """
 
@@ -25,8 +25,6 @@ import math
 import os
 import platform
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,10 +38,12 @@ from typing import Any
 import httpx
 
 from bench import postgres
-from bench.dataset import customer_id, write_customers
-from bench.load import run_wrk
+from bench.processes import Server, cpu_seconds, cpu_used, peak_rss_mib, process_tree, rss_sum_mib, start_service
 from bench.queries import measure_queries
 from bench.report import markdown, targets
+from tests.support.data import customer_id, write_customers
+from tests.support.ports import free_port
+from tests.support.wrk import run_wrk
 
 RESULTS = Path(__file__).with_name("results")
 BACKENDS = ("file", "postgres")
@@ -67,97 +67,6 @@ def ensure_wrk() -> None:
     if os.geteuid() != 0:
         raise SystemExit("wrk is missing: sudo apt-get install wrk")
     subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def process_tree(pid: int) -> list[int]:
-    children = [int(p.parent.name) for p in Path("/proc").glob("[0-9]*/stat") if _parent(p) == pid]
-    return [pid, *[c for child in children for c in process_tree(child)]]
-
-
-def _parent(stat: Path) -> int | None:
-    try:
-        return int(stat.read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _status_kib(pid: int, field: str) -> int:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith(field)), 0)
-
-
-def peak_rss_mib(pid: int) -> float:
-    """The largest peak RSS (VmHWM) among the server's processes: what one worker needs."""
-    return max(_status_kib(p, "VmHWM:") for p in process_tree(pid)) / 1024
-
-
-def rss_sum_mib(pids: list[int], field: str = "VmRSS:") -> float:
-    return sum(_status_kib(p, field) for p in pids) / 1024
-
-
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(root: int) -> dict[int, float]:
-    """CPU time (user + system) so far of each process of ``root``'s tree."""
-    spent = {}
-    for pid in process_tree(root):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        spent[pid] = (int(fields[11]) + int(fields[12])) / _TICKS
-    return spent
-
-
-def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
-    """CPU seconds spent between two ``cpu_seconds`` (a process gone by then is not counted)."""
-    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
-
-
-class Server:
-    def __init__(self, command: list[str], port: int, ready_path: str = "/health", env: dict[str, str] | None = None) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        self.port = port
-        started = time.perf_counter()
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{command} exited with {self.process.returncode}")
-            try:
-                if httpx.get(f"{self.url}{ready_path}", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.01)
-        self.startup_s = time.perf_counter() - started
-        self.startups = [self.startup_s]
-
-    def stop(self) -> None:
-        os.killpg(self.process.pid, signal.SIGTERM)
-        self.process.wait(60)
-
-
-def start_service(command: list[str], port: int, times: int) -> Server:
-    """The service started ``times`` times (all but the last stopped at once): the last one
-    runs, with the median start-up of all and each of them."""
-    startups = []
-    for _ in range(times - 1):
-        server = Server(command, port)
-        startups.append(server.startup_s)
-        server.stop()
-    server = Server(command, port)
-    server.startups = [*startups, server.startup_s]
-    server.startup_s = statistics.median(server.startups)
-    return server
 
 
 def service_command(port: int, workers: int, store: list[str]) -> list[str]:

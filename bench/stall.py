@@ -1,6 +1,6 @@
 """Whether a list query can stall the server: ``python -m bench.stall``.
 
-A live server over ``--size`` customers on the JSON file store (``bench/dataset.py``). First
+A live server over ``--size`` customers on the JSON file store (``tests/support/data.py``). First
 each query of ``QUERIES`` is timed alone (after one warm-up, which parses the records); then
 two clients loop the worst one (``WORST``: nine sort keys, the direction changing at each)
 while a third asks for ``/health`` every few milliseconds. Milliseconds, client side, median
@@ -32,8 +32,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.dataset import write_customers
-from bench.run import RESULTS, Server, free_port
+from bench.processes import Server
+from bench.run import RESULTS
+from tests.support.data import write_customers
+from tests.support.ports import free_port
 
 WORST = "/api/customers?sort=-name,email,-phone,address,-company,status,-created_at,updated_at,-id&limit=1"
 QUERIES = {

@@ -130,6 +130,12 @@ class MockServer:
             raise AssertionError(f"cms-mock at {self.url} cannot be reached: {getattr(exc, 'reason', exc)}") from None
         return json.loads(payload) if payload else None
 
+    def __enter__(self) -> MockServer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         """Stop the server this plugin started, then give up its port."""
         if self._process is not None and self._process.poll() is None:
@@ -241,12 +247,12 @@ def running_server(service: str, fixtures: Path | None = None) -> Iterator[MockS
     is turned into Ctrl-C so that this teardown runs too, and if this process is killed outright
     the server stops itself. The directory goes with the teardown; the server removes nothing.
     """
-    with tempfile.TemporaryDirectory(prefix=f"{service}-mock-") as work, _sigterm_ends_the_run():
-        server = start_server(service, Path(work) / "data", fixtures)
-        try:
-            yield server
-        finally:
-            server.stop()
+    with (
+        tempfile.TemporaryDirectory(prefix=f"{service}-mock-") as work,
+        _sigterm_ends_the_run(),
+        start_server(service, Path(work) / "data", fixtures) as server,
+    ):
+        yield server
 
 
 def _session_server(request: pytest.FixtureRequest, service: str) -> Iterator[MockServer]:

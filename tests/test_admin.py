@@ -13,9 +13,11 @@ import pytest
 
 from cms_mock import samples
 from cms_mock.stores.records import STRING_ID_RULE
-from tests.conftest import NEW_CUSTOMER, NEW_PROFILE, LiveServer, build_client
-from tests.test_postgres import Writers
-from tests.test_schemathesis import schemathesis_finds_nothing
+from tests.support.app import build_client
+from tests.support.data import NEW_CUSTOMER, NEW_PROFILE
+from tests.support.fuzzing import schemathesis_finds_nothing
+from tests.support.servers import LiveServer
+from tests.support.writers import Writers
 
 STAMP = "2024-01-01T00:00:00.000000"
 
@@ -166,16 +168,13 @@ def test_fixtures_are_what_a_reset_puts_back_and_a_bad_file_stops_the_start(tmp_
 
 def test_a_reset_through_one_worker_is_what_every_worker_serves(tmp_path, backend):
     env = {"DATABASE_URL": str(backend["database_url"])} if backend else {}
-    server = LiveServer(tmp_path / "data", "--workers", "2", env=env).start()
-    try:
+    with LiveServer(tmp_path / "data", "--workers", "2", env=env).start() as server:
         with httpx.Client(base_url=server.url, timeout=30) as http:
             for _ in range(10):
                 http.post("/api/customers", json=NEW_CUSTOMER)
             assert http.post("/__admin/reset").status_code == 204
             seen = {tuple(c["id"] for c in http.get("/api/customers", headers={"Connection": "close"}).json()) for _ in range(20)}
         assert seen == {tuple(c["id"] for c in samples.customers())}
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize("service", ["cms", "profile"])
@@ -183,18 +182,14 @@ def test_schemathesis_finds_nothing_in_the_control_plane(tmp_path, service):
     """Every check but one: ``PUT /records`` has rules across a body that OpenAPI 3.0 cannot
     state (an object's key is its record's id; ids are unique), so schema-valid bodies that break
     them are rightly refused (422, declared); ``positive_data_acceptance`` would call that a failure."""
-    server = LiveServer(tmp_path / "data", "serve", service).start()
-    try:
+    with LiveServer(tmp_path / "data", "serve", service).start() as server:
         schemathesis_finds_nothing(f"{server.url}/__admin/openapi.json", f"{server.url}/__admin", "--exclude-checks", "positive_data_acceptance")
-    finally:
-        server.stop()
 
 
 def test_snapshots_saved_under_writes_from_two_workers_lose_no_acknowledged_write(tmp_path, backend):
     """A snapshot is taken by the writer that holds the store's lock, never beside it."""
     env = {"DATABASE_URL": str(backend["database_url"])} if backend else {}
-    server = LiveServer(tmp_path / "data", "--workers", "2", env=env).start()
-    try:
+    with LiveServer(tmp_path / "data", "--workers", "2", env=env).start() as server:
         with Writers(server.url, threads=4) as writers, httpx.Client(base_url=server.url, timeout=30) as http:
             saved = [http.put(f"/__admin/snapshots/s{n % 3}").status_code for n in range(30)]
         assert set(saved) <= {200, 201}
@@ -203,8 +198,6 @@ def test_snapshots_saved_under_writes_from_two_workers_lose_no_acknowledged_writ
         for record in writers.acknowledged:
             assert stored[record["id"]] == record
         assert {s["name"] for s in httpx.get(f"{server.url}/__admin/snapshots").json()} == {"s0", "s1", "s2"}
-    finally:
-        server.stop()
 
 
 def http_records(url: str) -> dict:

@@ -17,7 +17,9 @@ import pytest
 from cms_mock import cli
 from cms_mock.services import SERVICES
 from cms_mock.settings import TABLE, Settings, flag_values
-from tests.conftest import NEW_CUSTOMER, LiveServer, free_port, wait_healthy
+from tests.support.data import NEW_CUSTOMER
+from tests.support.ports import free_port
+from tests.support.servers import LiveServer, wait_healthy
 
 ROOT = Path(__file__).parent.parent
 
@@ -166,11 +168,8 @@ def test_an_unusable_data_dir_exits_2_with_the_reason_and_no_traceback(tmp_path)
 
 
 def test_control_characters_in_a_path_cannot_forge_a_log_line(tmp_path):
-    server = LiveServer(tmp_path / "data", env={"LOG_LEVEL": "info"}).start()
-    try:
+    with LiveServer(tmp_path / "data", env={"LOG_LEVEL": "info"}).start() as server:
         httpx.get(f"{server.url}/x%0A2026-01-01 00:00:00,000 INFO cms_mock.access: GET /forged 200 1.00ms%1B[31m")
-    finally:
-        server.stop()
     lines = server.output().splitlines()
     assert not any(line.startswith("2026-01-01") for line in lines)
     assert any("GET /x\\x0a2026-01-01 00:00:00,000 INFO cms_mock.access: GET /forged 200 1.00ms\\x1b[31m 404" in line for line in lines)

@@ -23,7 +23,8 @@ from cms_mock.stores import Fields, Query, RecordStore, selection
 from cms_mock.stores.file import FileStore
 from cms_mock.stores.memory import MemoryStore
 from cms_mock.stores.postgres import PostgresStore
-from tests.conftest import NEW_PROFILE, build_client
+from tests.support.app import build_client
+from tests.support.data import NEW_PROFILE
 
 SEARCHED = ("name", "email", "phone", "address", "company")
 FIRST = ["Ann", "bob", "Émile", "zoë", "Zack", "ÉMILIE", "snake_case", "Per%cent", "Back\\slash", "Ola"]

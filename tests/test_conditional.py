@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from cms_mock import samples
-from tests.conftest import NEW_CUSTOMER, NEW_PROFILE, LiveServer
+from tests.support.data import NEW_CUSTOMER, NEW_PROFILE
+from tests.support.servers import LiveServer
 
 KNOWN = samples.customers()[0]["id"]
 
@@ -70,8 +71,7 @@ def test_the_profile_service_in_its_dialect(profile_client):
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_of_clients_updating_one_record_with_one_tag_exactly_one_wins(tmp_path, backend, workers):
     env = {"DATABASE_URL": str(backend["database_url"])} if backend else {}
-    server = LiveServer(tmp_path / "data", "--workers", workers, env=env).start()
-    try:
+    with LiveServer(tmp_path / "data", "--workers", workers, env=env).start() as server:
         tag = httpx.get(f"{server.url}/api/customers/{KNOWN}").headers["etag"]
 
         def update(n: int) -> int:
@@ -83,5 +83,3 @@ def test_of_clients_updating_one_record_with_one_tag_exactly_one_wins(tmp_path, 
             statuses = sorted(pool.map(update, range(16)))
         assert statuses == [200] + [412] * 15
         assert httpx.get(f"{server.url}/api/customers/{KNOWN}").json()["name"].startswith("Writer ")
-    finally:
-        server.stop()

@@ -13,14 +13,13 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import LiveServer
+from tests.support.servers import LiveServer
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    live = LiveServer(tmp_path_factory.mktemp("connections") / "data", env={"HEAD_TIMEOUT": "1.5", "MAX_CONNECTIONS": "1200"}).start()
-    yield live
-    live.stop()
+    with LiveServer(tmp_path_factory.mktemp("connections") / "data", env={"HEAD_TIMEOUT": "1.5", "MAX_CONNECTIONS": "1200"}).start() as live:
+        yield live
 
 
 def connect(server: LiveServer) -> socket.socket:
@@ -85,25 +84,24 @@ def test_a_thousand_silent_connections_do_not_starve_normal_clients(server):
 
 
 def test_connections_beyond_the_cap_are_refused_at_once_and_the_rest_served(tmp_path):
-    live = LiveServer(tmp_path / "data", env={"MAX_CONNECTIONS": "20", "HEAD_TIMEOUT": "30"}).start()
-    held = [connect(live) for _ in range(30)]
-    try:
-        refused = 0
-        for sock in held:
-            sock.settimeout(0.5)
-            try:
-                refused += sock.recv(1) == b""
-            except TimeoutError:
-                pass
-            except ConnectionResetError:
-                refused += 1
-        assert refused >= 10
-    finally:
-        for sock in held:
-            sock.close()
-    time.sleep(0.2)
-    assert httpx.get(f"{live.url}/health").status_code == 200
-    live.stop()
+    with LiveServer(tmp_path / "data", env={"MAX_CONNECTIONS": "20", "HEAD_TIMEOUT": "30"}).start() as live:
+        held = [connect(live) for _ in range(30)]
+        try:
+            refused = 0
+            for sock in held:
+                sock.settimeout(0.5)
+                try:
+                    refused += sock.recv(1) == b""
+                except TimeoutError:
+                    pass
+                except ConnectionResetError:
+                    refused += 1
+            assert refused >= 10
+        finally:
+            for sock in held:
+                sock.close()
+        time.sleep(0.2)
+        assert httpx.get(f"{live.url}/health").status_code == 200
     assert live.output().count("the most allowed (MAX_CONNECTIONS)") == 1  # said once, not once per connection
 
 

@@ -1,4 +1,4 @@
-"""The image, built from the Dockerfile as it is and run with podman (``tests/podman.py`` says
+"""The image, built from the Dockerfile as it is and run with podman (``tests/support/podman.py`` says
 how, with no image registry): it serves, keeps its records on its volume from one container to
 the next, runs as a non-root user, and its HEALTHCHECK passes."""
 
@@ -9,15 +9,15 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import NEW_CUSTOMER, free_port, require
-from tests.podman import TOOLS, Container, Podman
-
-ROOT = Path(__file__).parent.parent
+from tests.support import ROOT
+from tests.support.data import NEW_CUSTOMER
+from tests.support.podman import TOOLS, Container, Podman
+from tests.support.ports import free_port
+from tests.support.tools import require
 
 
 @pytest.fixture(scope="module")

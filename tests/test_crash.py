@@ -19,7 +19,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import NEW_CUSTOMER, LiveServer
+from tests.support.data import NEW_CUSTOMER
+from tests.support.servers import LiveServer
 
 ROUNDS = int(os.environ.get("CRASH_ROUNDS", "4"))
 WRITERS = 6
@@ -139,21 +140,17 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_write(tmp_path):
                 (data_dir / "customers.json.lock").unlink(missing_ok=True)
             time.sleep(rng.uniform(0.2, 1.5))
         finally:
-            server.send_signal(signal.SIGKILL)
-            server.process.wait()
+            server.stop(signal.SIGKILL)
         for thread in threads:
             thread.join(timeout=30)
             assert not thread.is_alive()
 
         strict_load(data_dir / "customers.json")
         strict_load(data_dir / "customers.json.bak")
-        server.start()
-        try:
+        with server.start():
             assert not list(data_dir.glob("*.tmp-*")), "a temp file was left"
             stored = {c["id"]: c for c in httpx.get(f"{server.url}/api/customers/").json()}
             assert stored == strict_load(data_dir / "customers.json")
-        finally:
-            server.stop()
         ledger.check(stored)
         ledger.settle(stored)
     print(f"crash rounds: {ROUNDS}, acknowledged writes: {ledger.acks}, lost: 0")

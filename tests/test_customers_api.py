@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from bench.dataset import write_customers
-from tests.conftest import NEW_CUSTOMER, build_client
+from tests.support.app import build_client
+from tests.support.data import NEW_CUSTOMER, write_customers
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}$")
 FIELDS = {"id", "name", "email", "phone", "address", "company", "status", "created_at", "updated_at"}

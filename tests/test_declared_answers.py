@@ -20,8 +20,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, free_port
-from tests.contract import METHODS, ROOT, SPECS, example_path, load, operations, problems
+from tests.support import ROOT
+from tests.support.contract import SPECS, Contract, example_path, operations, problems
+from tests.support.ports import free_port
+from tests.support.servers import LiveServer
 
 MAX_BODY = 1024 * 1024
 CONTENT_TYPES = [
@@ -42,59 +44,6 @@ BROWSER = "a browser's Accept"
 LENIENT = {"content type None", "content type Application/JSON", "content type APPLICATION/JSON; charset=UTF-8"}
 """Bodies the server reads as JSON by choice (the spec's description says so) where Prism may not."""
 BAD_IDS = ["nope", "0", "-1", "1.5", "abc", "9" * 30, "%20", "a" * 300, "%C3%A9", "%00"]
-
-
-class Contract:
-    """Which declared operation a request reaches (aliases included), and what it may answer."""
-
-    def __init__(self, service: str) -> None:
-        self.service = service
-        self.spec = spec = load(service)
-        self.templates = []
-        self.aliases = {}
-        for path, item in spec["paths"].items():
-            regex = re.compile("^" + re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(path)) + "$")
-            self.templates.append((regex, item))
-            self.aliases.update(dict.fromkeys(item.get("x-aliases", []), path))
-        self.error_schema = spec["components"]["schemas"]["ErrorMessage"]
-        self.listing, listed = next((p, op) for m, p, op, _ in operations(spec) if m == "GET" and "{" not in p and "array" in str(op["responses"]["200"]))
-        self.listing_schema = listed["responses"]["200"]["content"]["application/json"]["schema"]
-
-    def declared(self, method: str, path: str) -> bool:
-        """Whether ``method path`` is a declared operation under its declared path (no alias)."""
-        item = next((item for regex, item in self.templates if regex.match(path)), None)
-        return item is not None and method.lower() in item
-
-    def item(self, path: str) -> dict[str, Any] | None:
-        path = self.aliases.get(path, path)
-        return next((item for regex, item in self.templates if regex.match(path)), None)
-
-    def violations(self, method: str, path: str, response: httpx.Response) -> list[str]:
-        item = self.item(path.split("?")[0])
-        if item is None:
-            return self._error_violations(response, 404)
-        operation = item.get(method.lower())
-        if operation is None:
-            methods = [m.upper() for m in METHODS if m in item] + (["HEAD"] if "get" in item else [])
-            allowed = response.headers.get("allow", "")
-            return self._error_violations(response, 405) + ([] if sorted(allowed.split(", ")) == sorted(methods) else [f"Allow {allowed!r}"])
-        declared = operation["responses"].get(str(response.status_code))
-        if declared is None:
-            return [f"status {response.status_code} is not declared ({sorted(operation['responses'])}): {response.text[:200]}"]
-        missing = [name for name, header in declared.get("headers", {}).items() if header.get("required") and name not in response.headers]
-        if missing:
-            return [f"{response.status_code} lacks its declared headers {missing}"]
-        content = declared.get("content", {}).get("application/json")
-        if content is None:
-            return [] if response.content == b"" else [f"{response.status_code} declares no body but has {response.content[:100]!r}"]
-        if not response.headers.get("content-type", "").startswith("application/json"):
-            return [f"content type {response.headers.get('content-type')!r} is not application/json"]
-        return problems(content["schema"], response.json())
-
-    def _error_violations(self, response: httpx.Response, status: int) -> list[str]:
-        if response.status_code != status:
-            return [f"expected {status}, got {response.status_code} {response.headers.get('location', '')} {response.text[:200]}"]
-        return problems(self.error_schema, response.json())
 
 
 def cases(spec: dict[str, Any]) -> list[tuple[str, str, str, dict[str, str], bytes | None]]:
@@ -126,9 +75,8 @@ def cases(spec: dict[str, Any]) -> list[tuple[str, str, str, dict[str, str], byt
 @pytest.fixture(scope="module", params=sorted(SPECS))
 def served(request, tmp_path_factory):
     service = request.param
-    server = LiveServer(tmp_path_factory.mktemp(service) / "data", "serve", service).start()
-    yield Contract(service), server
-    server.stop()
+    with LiveServer(tmp_path_factory.mktemp(service) / "data", "serve", service).start() as server:
+        yield Contract(service), server
 
 
 def exercise(contract: Contract, url: str) -> tuple[set[int], list[str], Any]:
@@ -159,12 +107,9 @@ def test_every_answer_on_a_declared_operation_is_declared_with_its_schema(served
 @pytest.mark.parametrize("service", sorted(SPECS))
 def test_with_an_api_key_every_answer_is_still_declared(tmp_path, service):
     """With ``API_KEY`` and ``API_KEY_READS`` and no key sent, the secured operations answer their declared 401."""
-    server = LiveServer(tmp_path / "data", "serve", service, env={"API_KEY": "s3cret", "API_KEY_READS": "true"}).start()
-    try:
+    with LiveServer(tmp_path / "data", "serve", service, env={"API_KEY": "s3cret", "API_KEY_READS": "true"}).start() as server:
         contract = Contract(service)
         statuses, broken, _ = exercise(contract, server.url)
-    finally:
-        server.stop()
     assert broken == []
     assert 401 in statuses
 

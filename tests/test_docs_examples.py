@@ -50,8 +50,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LiveServer, free_port, require, wait_healthy
-from tests.contract import ROOT
+from tests.support import ROOT
+from tests.support.ports import free_port
+from tests.support.servers import LiveServer, ServerProcess, wait_healthy
+from tests.support.tools import require
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 RUNNABLE = ("bash", "console", "python")
@@ -120,13 +122,14 @@ def on_free_ports(command: str) -> tuple[str, list[int]]:
     return command, ports
 
 
-class Started(LiveServer):
-    """A documented start command, run as written but on free ports, in ``cwd``."""
+class Started(ServerProcess):
+    """A documented start command, run as written but on free ports (it binds them itself), in ``cwd``."""
 
     def __init__(self, command: str, cwd: Path, env: dict[str, str]) -> None:
+        super().__init__(env)
         self.text, self.ports = on_free_ports(command)
         self.cwd = cwd
-        super().__init__(cwd / "data", env=env, port=self.ports[0])
+        self.log = cwd / f"server-{self.ports[0]}.log"
 
     def command(self) -> list[str]:
         return ["bash", "-c", f"cd {shlex.quote(str(self.cwd))} && {self.text}"]
@@ -139,16 +142,15 @@ def run_starts(starts: list[str], work: Path, env: dict[str, str]) -> None:
         cwd.mkdir()
         (cwd / ".venv").symlink_to(Path(sys.executable).parent.parent)
     for command in starts:
-        server = Started(command, cwd, env)
-        server.start(wait=False)
-        try:
-            assert server.process is not None
-            for port in server.ports:
-                wait_healthy(f"http://127.0.0.1:{port}", server.process, START_TIMEOUT)
-        except (RuntimeError, TimeoutError) as exc:
-            server.stop(signal.SIGKILL)
-            raise ExampleFailed(f"$ {server.text}\n{exc}:\n{server.output()}") from None
-        status = server.stop(signal.SIGINT)
+        with Started(command, cwd, env).start(wait=False) as server:
+            try:
+                assert server.process is not None
+                for port in server.ports:
+                    wait_healthy(f"http://127.0.0.1:{port}", server.process, START_TIMEOUT)
+            except (RuntimeError, TimeoutError) as exc:
+                server.stop(signal.SIGKILL)
+                raise ExampleFailed(f"$ {server.text}\n{exc}:\n{server.output()}") from None
+            status = server.stop(signal.SIGINT)
         if status != 0:
             raise ExampleFailed(f"$ {server.text}\nexited with status {status} on SIGINT:\n{server.output()}")
 
@@ -300,15 +302,10 @@ def run_pytest(block: Block, work: Path, env: dict[str, str]) -> None:
 @contextlib.contextmanager
 def servers(work: Path, env: dict[str, str]) -> Iterator[tuple[LiveServer, LiveServer]]:
     """A CMS and a profile service over ``work/data``, started side by side."""
-    cms = LiveServer(work / "data", env=env)
-    profile = LiveServer(work / "data", "serve", "profile", env=env)
-    try:
+    with LiveServer(work / "data", env=env) as cms, LiveServer(work / "data", "serve", "profile", env=env) as profile:
         for server in (cms.start(wait=False), profile.start(wait=False)):
             server.wait_ready()
         yield cms, profile
-    finally:
-        for server in (cms, profile):
-            server.stop()
 
 
 def page_id(page: Path) -> str:

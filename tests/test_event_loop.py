@@ -20,7 +20,8 @@ import pytest
 from blockbuster import BlockBuster
 
 from cms_mock.stores.file import FileStore
-from tests.conftest import BlockingSeen, build_client
+from tests.support.app import build_client
+from tests.support.blocking import BlockingSeen
 
 SAMPLE = "/api/customers/e20a1b70-67c9-4fb4-9f6d-56ba97a87c14"
 

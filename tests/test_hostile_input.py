@@ -9,7 +9,8 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import NEW_CUSTOMER, LiveServer
+from tests.support.data import NEW_CUSTOMER
+from tests.support.servers import LiveServer
 
 JSON = {"content-type": "application/json"}
 CUSTOMER = "/api/customers/e20a1b70-67c9-4fb4-9f6d-56ba97a87c14"
@@ -69,9 +70,8 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    live = LiveServer(tmp_path_factory.mktemp("hostile") / "data").start()
-    yield live
-    live.stop()
+    with LiveServer(tmp_path_factory.mktemp("hostile") / "data").start() as live:
+        yield live
 
 
 def snapshot(server: LiveServer) -> dict[str, bytes]:

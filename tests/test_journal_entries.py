@@ -16,7 +16,9 @@ import pytest
 
 from cms_mock import exactjson
 from cms_mock.http import journal_entry
-from tests.conftest import NEW_CUSTOMER, LiveServer, MemoryServer, build_client
+from tests.support.app import build_client
+from tests.support.data import NEW_CUSTOMER
+from tests.support.servers import LiveServer, MemoryServer
 
 BIG = 123456789012345678901234567890
 """Past 64 bits: what orjson would read as a float."""

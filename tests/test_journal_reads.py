@@ -26,7 +26,7 @@ from cms_mock.state.local import LocalState
 from cms_mock.state.memory import MemoryState
 from cms_mock.state.postgres import PostgresState
 from cms_mock.stores.postgres import PostgresStore
-from tests.conftest import LiveServer, MemoryServer
+from tests.support.servers import LiveServer, MemoryServer
 
 ENTRIES = 60
 JSON = {"Content-Type": "application/json"}
@@ -137,8 +137,7 @@ def deep_json(depth: int) -> bytes:
 def test_a_count_with_a_matcher_as_deep_as_json_goes_is_answered(tmp_path, kind):
     """A matcher is judged on a stack of its own: as deep as the body it is judged against, and
     as deep as a JSON parser reads, it is a 200 with the count, or the declared 422."""
-    server = kind(tmp_path / "data").start()
-    try:
+    with kind(tmp_path / "data").start() as server:
         url = server.url
         assert httpx.delete(f"{url}/__admin/requests", timeout=30).status_code == 204  # the start-up's health checks gone
         sent = httpx.post(f"{url}/api/customers/", content=deep_json(600), headers=JSON, timeout=30)
@@ -154,13 +153,10 @@ def test_a_count_with_a_matcher_as_deep_as_json_goes_is_answered(tmp_path, kind)
                 assert counted.json() == {"count": expected}, depth
             else:
                 assert counted.json()["detail"][0]["loc"] == ["body"]
-    finally:
-        server.stop()
 
 
 def test_an_integer_beyond_64_bits_is_counted_as_sent(tmp_path):
-    server = LiveServer(tmp_path / "data").start()
-    try:
+    with LiveServer(tmp_path / "data").start() as server:
         url = server.url
         raw = b'{"name": "Ada", "n": ' + str(BIG).encode() + b"}"
         assert httpx.post(f"{url}/api/customers/", content=raw, headers=JSON, timeout=30).status_code == 422
@@ -174,8 +170,6 @@ def test_an_integer_beyond_64_bits_is_counted_as_sent(tmp_path):
         assert (count(BIG), count(BIG + 1), count(int(float(BIG)))) == (1, 0, 0)
         listed = httpx.get(f"{url}/__admin/requests", timeout=30)
         assert f'"n":{BIG}'.encode() in listed.content
-    finally:
-        server.stop()
 
 
 def _waiting_for(lock: Path) -> bool:
@@ -189,8 +183,7 @@ def test_a_rule_change_waiting_for_the_rule_files_lock_leaves_the_server_serving
     the server answers meanwhile, and the change is made once the lock is free."""
     temporary = tmp_path / "tmp"
     temporary.mkdir()
-    server = LiveServer(tmp_path / "data", env={"TMPDIR": str(temporary)}).start()  # a single process's state directory is made there
-    try:
+    with LiveServer(tmp_path / "data", env={"TMPDIR": str(temporary)}).start() as server:  # a single process's state directory is made there
         (directory,) = temporary.glob("cms-mock-state-*")
         lock = directory / "faults.lock"
         held = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
@@ -213,5 +206,3 @@ def test_a_rule_change_waiting_for_the_rule_files_lock_leaves_the_server_serving
         adding.join(60)
         assert [answer.status_code for answer in answers] == [201]
         assert httpx.get(f"{server.url}/api/customers", timeout=10).status_code == 503
-    finally:
-        server.stop()

@@ -13,8 +13,9 @@ from connexion.json_schema import resolve_refs
 from cms_mock import samples, services
 from cms_mock.handlers import admin
 from cms_mock.settings import Settings, SettingsError
-from tests import contract
-from tests.conftest import NEW_CUSTOMER, NEW_PROFILE, build_client
+from tests.support import contract
+from tests.support.app import build_client
+from tests.support.data import NEW_CUSTOMER, NEW_PROFILE
 
 SPECS = {service: contract.load(service) for service in contract.SPECS}
 

@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import LiveServer
+from tests.support.servers import LiveServer
 
 CLOSE = {"Connection": "close"}
 
@@ -21,10 +21,9 @@ CLOSE = {"Connection": "close"}
 @pytest.fixture
 def workers(tmp_path, backend):
     env = {"DATABASE_URL": str(backend["database_url"])} if backend else {}
-    server = LiveServer(tmp_path / "data", "--workers", "2", env=env).start()
-    httpx.post(f"{server.url}/__admin/reset", timeout=30)  # the start-up's health checks gone
-    yield server
-    server.stop()
+    with LiveServer(tmp_path / "data", "--workers", "2", env=env).start() as server:
+        httpx.post(f"{server.url}/__admin/reset", timeout=30)  # the start-up's health checks gone
+        yield server
 
 
 def test_two_workers_journal_count_and_inject_as_one_service(workers):
@@ -82,8 +81,10 @@ def test_a_delay_holds_only_its_own_request(workers):
 
 def test_two_instances_on_one_database_share_the_journal_and_rules(tmp_path, postgres):
     url = postgres.database()
-    first, second = (LiveServer(tmp_path / f"data-{n}", env={"DATABASE_URL": url}).start() for n in range(2))
-    try:
+    with (
+        LiveServer(tmp_path / "data-0", env={"DATABASE_URL": url}).start() as first,
+        LiveServer(tmp_path / "data-1", env={"DATABASE_URL": url}).start() as second,
+    ):
         httpx.post(f"{first.url}/__admin/reset", timeout=30)
         httpx.get(f"{first.url}/api/customers/from-first", timeout=30)
         httpx.get(f"{second.url}/api/customers/from-second", timeout=30)
@@ -93,27 +94,23 @@ def test_two_instances_on_one_database_share_the_journal_and_rules(tmp_path, pos
         httpx.post(f"{first.url}/__admin/faults", json={"operationId": "getHealth", "status": 503, "times": 1}, timeout=30)
         assert httpx.get(f"{second.url}/health", timeout=30).status_code == 503
         assert httpx.get(f"{first.url}/health", timeout=30).status_code == 200
-    finally:
-        first.stop()
-        second.stop()
 
 
 def test_a_journal_read_across_another_workers_new_file_misses_nothing(tmp_path):
     """Each worker starts a new journal file after JOURNAL_SIZE entries; a read at that moment
     once missed a batch (or saw one twice). Under four senders, every read holds exactly the
     newest 100, each once, and the request answered last before the read began."""
-    server = LiveServer(tmp_path / "data", "--workers", "2", env={"JOURNAL_SIZE": "100"}).start()
-    answered: list[str] = []
-    stop = threading.Event()
+    with LiveServer(tmp_path / "data", "--workers", "2", env={"JOURNAL_SIZE": "100"}).start() as server:
+        answered: list[str] = []
+        stop = threading.Event()
 
-    def send(n: int) -> None:
-        with httpx.Client(base_url=server.url, timeout=30) as http:
-            while not stop.is_set():
-                path = f"/api/customers/x{n}-{time.monotonic_ns()}"
-                http.get(path, headers=CLOSE)
-                answered.append(path)
+        def send(n: int) -> None:
+            with httpx.Client(base_url=server.url, timeout=30) as http:
+                while not stop.is_set():
+                    path = f"/api/customers/x{n}-{time.monotonic_ns()}"
+                    http.get(path, headers=CLOSE)
+                    answered.append(path)
 
-    try:
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             senders = [pool.submit(send, n) for n in range(4)]
             try:
@@ -135,5 +132,3 @@ def test_a_journal_read_across_another_workers_new_file_misses_nothing(tmp_path)
                 stop.set()
                 for sender in senders:
                     sender.result()
-    finally:
-        server.stop()

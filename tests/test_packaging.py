@@ -10,8 +10,7 @@ import zipfile
 from pathlib import Path
 
 from cms_mock.services import SERVICES
-
-ROOT = Path(__file__).parent.parent
+from tests.support import ROOT
 
 
 def test_the_wheel_bundles_the_spec_of_every_service(tmp_path):

@@ -4,10 +4,10 @@ what one acknowledges every other reads at once, and no fault loses an acknowled
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import signal
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +17,11 @@ import pytest
 
 from cms_mock import samples
 from cms_mock.stores.postgres.schema import SCHEMA_VERSION
-from tests.conftest import NEW_CUSTOMER, NEW_PROFILE, LiveServer, free_port
-from tests.postgres import Cluster
+from tests.support.data import NEW_CUSTOMER, NEW_PROFILE
+from tests.support.ports import free_port
+from tests.support.postgres import Cluster
+from tests.support.servers import LiveServer
+from tests.support.writers import Writers
 
 
 @pytest.fixture
@@ -33,53 +36,10 @@ def instances(tmp_path: Path, url: str, count: int = 2, *args: str, env: dict[st
 @pytest.fixture
 def pair(tmp_path: Path, database: str) -> Iterator[list[LiveServer]]:
     """Two instances over one database; the first runs two workers."""
-    first, second = instances(tmp_path, database)
-    first.args = ("--workers", "2")
-    servers = [first.start(), second.start()]
-    yield servers
-    for server in servers:
-        server.stop()
-
-
-class Writers:
-    """Threads writing through one server until stopped; what was acknowledged, and every status seen."""
-
-    def __init__(self, url: str, threads: int = 4, service: str = "cms") -> None:
-        self.url = url
-        self.path = "/api/customers" if service == "cms" else "/customers"
-        self.body = NEW_CUSTOMER if service == "cms" else NEW_PROFILE
-        self.acknowledged: list[dict] = []
-        self.statuses: dict[int, int] = {}
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._write, args=(n,)) for n in range(threads)]
-        self._lock = threading.Lock()
-
-    def _write(self, n: int) -> None:
-        with httpx.Client(base_url=self.url, timeout=30) as client:
-            i = 0
-            while not self._stop.is_set():
-                i += 1
-                try:
-                    response = client.post(self.path, json={**self.body, "address": f"{n}-{i} Elm Street, Springfield"})
-                except httpx.TransportError:
-                    time.sleep(0.05)
-                    continue
-                with self._lock:
-                    self.statuses[response.status_code] = self.statuses.get(response.status_code, 0) + 1
-                    if response.status_code == 201:
-                        self.acknowledged.append(response.json())
-                if response.status_code != 201:
-                    time.sleep(0.05)
-
-    def __enter__(self) -> Writers:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(60)
+    env = {"DATABASE_URL": database}
+    # ``--workers`` given as the server is made, which settles whether a socket is handed to it (``--fd`` serves one process)
+    with LiveServer(tmp_path / "data-0", "--workers", "2", env=env).start() as first, LiveServer(tmp_path / "data-1", env=env).start() as second:
+        yield [first, second]
 
 
 def everything(url: str, path: str = "/api/customers") -> dict[str, dict]:
@@ -124,8 +84,8 @@ def test_concurrent_changes_from_both_instances_are_all_there_exactly(pair):
 
 
 def test_profile_ids_from_two_instances_are_distinct_and_never_reused(tmp_path, database):
-    servers = [server.start() for server in instances(tmp_path, database, 2, "serve", "profile")]
-    try:
+    with contextlib.ExitStack() as stack:
+        servers = [stack.enter_context(server.start()) for server in instances(tmp_path, database, 2, "serve", "profile")]
         with Writers(servers[0].url, service="profile") as a, Writers(servers[1].url, service="profile") as b:
             time.sleep(2)
         ids = [r["id"] for r in a.acknowledged + b.acknowledged]
@@ -136,9 +96,6 @@ def test_profile_ids_from_two_instances_are_distinct_and_never_reused(tmp_path, 
         servers[0].start()  # a restart: the sequence goes on, never back to the deleted id
         again = httpx.post(f"{servers[0].url}/customers", json=NEW_PROFILE).json()
         assert again["id"] > highest
-    finally:
-        for server in servers:
-            server.stop()
 
 
 def test_an_instance_killed_under_writes_loses_nothing_acknowledged(pair):
@@ -193,9 +150,8 @@ def wait_answering(server: LiveServer) -> httpx.Response:
 
 def test_a_database_that_is_not_there_is_a_503_within_the_timeout_never_a_hang(tmp_path):
     nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/none"
-    server = LiveServer(tmp_path / "data", env={"DATABASE_URL": nowhere, "DATABASE_TIMEOUT": "2"})
-    server.start(wait=False)
-    try:
+    with LiveServer(tmp_path / "data", env={"DATABASE_URL": nowhere, "DATABASE_TIMEOUT": "2"}) as server:
+        server.start(wait=False)
         health = wait_answering(server)
         assert health.status_code == 503
         assert "total_customers" not in health.json()  # unknown, so not said
@@ -206,8 +162,6 @@ def test_a_database_that_is_not_there_is_a_503_within_the_timeout_never_a_hang(t
         assert refused.json() == {"detail": refused.json()["detail"]}
         assert "nothing was changed" in refused.json()["detail"]
         assert httpx.get(f"{server.url}/api/customers/x", timeout=10).status_code == 503
-    finally:
-        server.stop()
 
 
 def test_the_list_of_many_records_streams_every_record_once(pair, postgres, database):
@@ -240,9 +194,8 @@ def test_a_crowd_of_requests_to_a_silent_database_is_answered_within_the_timeout
     silent.bind(("127.0.0.1", 0))
     silent.listen(100)
     url = f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/none"
-    server = LiveServer(tmp_path / "data", env={"DATABASE_URL": url, "DATABASE_TIMEOUT": "1"})
-    server.start(wait=False)
-    try:
+    with silent, LiveServer(tmp_path / "data", env={"DATABASE_URL": url, "DATABASE_TIMEOUT": "1"}) as server:  # the server stopped before the database
+        server.start(wait=False)
         wait_answering(server)
         started = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(20) as pool:
@@ -251,9 +204,6 @@ def test_a_crowd_of_requests_to_a_silent_database_is_answered_within_the_timeout
         assert {answer.status_code for answer in answers} == {503}
         assert all("within 1 s" in answer.json()["detail"] or "unreachable" in answer.json()["detail"] for answer in answers)
         assert elapsed < 5, elapsed
-    finally:
-        server.stop()
-        silent.close()
 
 
 def test_a_database_url_that_cannot_work_refuses_the_start(tmp_path, postgres):

@@ -8,8 +8,10 @@ import httpx
 import pytest
 
 from cms_mock.stores.records import LARGEST_ID
-from tests.conftest import NEW_PROFILE, LiveServer, MemoryServer, build_client
-from tests.test_declared_answers import Contract
+from tests.support.app import build_client
+from tests.support.contract import Contract
+from tests.support.data import NEW_PROFILE
+from tests.support.servers import LiveServer, MemoryServer
 
 FIELDS = {"id", "first_name", "last_name", "email", "phone_number", "address", "date_of_birth", "created_at", "updated_at"}
 
@@ -200,8 +202,7 @@ def test_cors_is_on(profile_client):
 def test_a_create_past_the_largest_id_stores_nothing_and_says_why(tmp_path, kind):
     """The limit an import keeps (2^53 - 1) is the create's too, so what the service holds
     always imports again (PostgreSQL: ``test_transfer``)."""
-    server = kind(tmp_path / "data", "serve", "profile").start()
-    try:
+    with kind(tmp_path / "data", "serve", "profile").start() as server:
         largest = {"id": LARGEST_ID, **NEW_PROFILE, "created_at": "2024-01-01T00:00:00.000000", "updated_at": "2024-01-01T00:00:00.000000"}
         assert httpx.put(f"{server.url}/__admin/records", json=[largest]).status_code == 204
         for _ in range(2):
@@ -212,5 +213,3 @@ def test_a_create_past_the_largest_id_stores_nothing_and_says_why(tmp_path, kind
         held = httpx.get(f"{server.url}/__admin/records").json()
         assert held == {str(LARGEST_ID): largest}
         assert httpx.put(f"{server.url}/__admin/records", json=held).status_code == 204
-    finally:
-        server.stop()

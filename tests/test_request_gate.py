@@ -14,7 +14,8 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import NEW_CUSTOMER, LiveServer
+from tests.support.data import NEW_CUSTOMER
+from tests.support.servers import LiveServer
 
 SAMPLE = "e20a1b70-67c9-4fb4-9f6d-56ba97a87c14"
 
@@ -112,8 +113,7 @@ def test_head_answers_as_get_without_a_body(cms, path):
 
 def test_a_client_that_leaves_mid_body_changes_nothing_and_logs_no_error(tmp_path):
     """The validator once judged the part that had come, and the handler's re-read raised a 500."""
-    server = LiveServer(tmp_path / "data", env={"LOG_LEVEL": "info"}).start()
-    try:
+    with LiveServer(tmp_path / "data", env={"LOG_LEVEL": "info"}).start() as server:
         body = httpx.Request("POST", "/", json=NEW_CUSTOMER).content
         head = f"POST /api/customers HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body) + 100}\r\n\r\n"
         raw(server, head.encode() + body, close_after=True)
@@ -122,8 +122,6 @@ def test_a_client_that_leaves_mid_body_changes_nothing_and_logs_no_error(tmp_pat
             assert time.monotonic() < deadline, server.output()
             time.sleep(0.05)
         assert httpx.get(f"{server.url}/health").json()["total_customers"] == 2
-    finally:
-        server.stop()
     assert "POST /api/customers 499 " in server.output()  # the access log says the client closed the request
     assert "unhandled error" not in server.output()
     assert "Traceback" not in server.output()

@@ -10,21 +10,15 @@ store that has moved on and reports its own data generation as flaky.
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
 from cms_mock.app import create_app
 from cms_mock.settings import Settings
-from tests.conftest import LiveServer
-
-SPECS = {"cms": "openapi.yaml", "profile": "profile-openapi.yaml"}
+from tests.support.contract import SPECS
+from tests.support.fuzzing import schemathesis_finds_nothing
+from tests.support.servers import LiveServer
 
 
 @pytest.fixture(params=sorted(SPECS))
@@ -47,44 +41,6 @@ def test_every_operation_conforms_in_process(case):
 def test_schemathesis_cli_against_a_live_server(tmp_path, service, backend):
     """On the JSON file and on PostgreSQL (``backend``): the same contract, whatever holds the records."""
     env = {"DATABASE_URL": str(backend["database_url"])} if backend else {}
-    server = LiveServer(tmp_path / "data", "serve", service, env=env).start()
-    try:
+    with LiveServer(tmp_path / "data", "serve", service, env=env).start() as server:
         summary = schemathesis_finds_nothing(SPECS[service], server.url)
-    finally:
-        server.stop()
     print(f"schemathesis {service}: {summary}")
-
-
-def schemathesis_finds_nothing(spec: str, url: str, *options: str) -> str:
-    """Schemathesis' CLI, every check and phase, against ``url``; its summary when nothing failed."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "schemathesis.cli",
-            "run",
-            spec,
-            "--url",
-            url,
-            "--checks",
-            "all",
-            *options,
-            "--mode",
-            "all",
-            "--max-examples",
-            os.environ.get("ST_MAX_EXAMPLES", "40"),
-            "--seed",
-            os.environ.get("ST_SEED", "1"),
-            "--workers",
-            "1",  # with 2, hypothesis' ast.parse in threads hit CPython 3.11's gh-106905 now and then
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=Path(__file__).parent.parent,
-    )
-    summary = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert summary is not None
-    assert summary.group(1) == summary.group(2)
-    return summary.group(0)

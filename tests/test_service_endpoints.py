@@ -8,7 +8,8 @@ import shutil
 import pytest
 import yaml
 
-from tests.conftest import NEW_CUSTOMER, build_client
+from tests.support.app import build_client
+from tests.support.data import NEW_CUSTOMER
 
 
 def test_root_gives_name_version_and_links(client):

@@ -175,12 +175,9 @@ def test_a_server_the_pytest_plugin_starts_inherits_none_of_the_tables_variables
     for name in variables():
         monkeypatch.setenv(name, "polluted")
     monkeypatch.setenv("CMS_MOCK_TEST_UNRELATED", "kept")
-    server = pytest_plugin.start_server("cms", tmp_path / "data")
-    try:
+    with pytest_plugin.start_server("cms", tmp_path / "data") as server:
         assert server._process is not None
         inherited = dict(entry.split(b"=", 1) for entry in Path(f"/proc/{server._process.pid}/environ").read_bytes().split(b"\0") if entry)
-    finally:
-        server.stop()
     assert inherited[b"CMS_MOCK_TEST_UNRELATED"] == b"kept"
     assert not {name.encode() for name in variables()} & set(inherited)
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import build_client
-from tests.contract import SPECS, example_path, load, operations, problems
+from tests.support.app import build_client
+from tests.support.contract import SPECS, example_path, load, operations, problems
 
 
 def examples(node: Any, where: str = "#") -> Iterator[tuple[str, dict[str, Any], Any]]:

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import NODE_DIR, LiveServer
+from tests.support import ROOT
+from tests.support.servers import LiveServer
+from tests.support.tools import NODE_DIR
 
-ROOT = Path(__file__).parent.parent
 SPECS = ["openapi.yaml", "profile-openapi.yaml", "admin-openapi.yaml"]
 QUIET = {**os.environ, "REDOCLY_TELEMETRY": "off", "REDOCLY_SUPPRESS_UPDATE_NOTICE": "true", "NO_COLOR": "1"}
 
@@ -121,11 +122,8 @@ def test_a_strict_typescript_client_compiles_and_works_against_a_live_server(nod
     compiled = run([node_bin / "tsc", "-p", work], cwd=work)
     assert compiled.returncode == 0, compiled.stdout + compiled.stderr
 
-    server = LiveServer(tmp_path / "data").start()
-    try:
+    with LiveServer(tmp_path / "data").start() as server:
         ran = run(["node", work / "out" / "consumer.mjs", server.url], cwd=work)
-    finally:
-        server.stop()
     assert ran.returncode == 0, ran.stdout + ran.stderr
     result = json.loads(ran.stdout)
     assert result["created"]["status"] == "active"

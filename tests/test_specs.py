@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import yaml
 from openapi_spec_validator import validate
 
 from cms_mock.openapi.patterns import check_patterns
-
-ROOT = Path(__file__).parent.parent
+from tests.support import ROOT
 
 
 class _StrictLoader(yaml.SafeLoader):

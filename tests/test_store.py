@@ -22,7 +22,8 @@ from cms_mock.services import SERVICES
 from cms_mock.stores import Listing, Streamed, datafile
 from cms_mock.stores.datafile import _document, _members, _records, render
 from cms_mock.stores.file import FileStore
-from tests.conftest import NEW_CUSTOMER, build_client
+from tests.support.app import build_client
+from tests.support.data import NEW_CUSTOMER
 
 
 def open_store(data_dir: Path, ids: str = "uuid4") -> FileStore:

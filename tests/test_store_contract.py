@@ -25,7 +25,7 @@ from cms_mock.stores.file import FileStore
 from cms_mock.stores.memory import MemoryStore
 from cms_mock.stores.postgres import PostgresStore
 from cms_mock.stores.records import LARGEST_ID, timestamp
-from tests.conftest import NEW_CUSTOMER, NEW_PROFILE
+from tests.support.data import NEW_CUSTOMER, NEW_PROFILE
 
 Opener = Callable[[str], contextlib.AbstractAsyncContextManager[RecordStore]]
 

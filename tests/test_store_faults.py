@@ -20,7 +20,8 @@ from cms_mock.errors import ApiError, StoreUnavailable
 from cms_mock.services import SERVICES
 from cms_mock.stores import datafile
 from cms_mock.stores.file import FileStore
-from tests.conftest import NEW_CUSTOMER, NEW_PROFILE, LiveServer
+from tests.support.data import NEW_CUSTOMER, NEW_PROFILE
+from tests.support.servers import LiveServer
 
 
 def opened(path: Path, ids: str = "uuid4") -> FileStore:
@@ -141,8 +142,7 @@ def test_a_closed_store_refuses_writes(tmp_path):
 
 def test_a_live_server_keeps_serving_a_file_damaged_in_place_and_health_says_why(tmp_path):
     """GET, the list and /health once answered 500 after ``echo '{ x' > customers.json``."""
-    server = LiveServer(tmp_path / "data").start()
-    try:
+    with LiveServer(tmp_path / "data").start() as server:
         listed = httpx.get(f"{server.url}/api/customers").json()
         (server.data_dir / "customers.json").write_text("{ x")
         assert httpx.get(f"{server.url}/api/customers").json() == listed
@@ -153,6 +153,4 @@ def test_a_live_server_keeps_serving_a_file_damaged_in_place_and_health_says_why
         refused = httpx.post(f"{server.url}/api/customers", json=NEW_CUSTOMER)
         assert refused.status_code == 503
         assert "changed by hand" in refused.json()["detail"]
-    finally:
-        server.stop()
     assert (server.data_dir / "customers.json").read_text() == "{ x"

@@ -23,8 +23,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import NEW_CUSTOMER, NEW_PROFILE, LiveServer, build_client, require
-from tests.contract import load, operations
+from tests.support.app import build_client
+from tests.support.contract import load, operations
+from tests.support.data import NEW_CUSTOMER, NEW_PROFILE
+from tests.support.servers import LiveServer
+from tests.support.tools import require
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -121,16 +124,14 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def cms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = LiveServer(tmp_path_factory.mktemp("cms") / "data").start()
-    yield server
-    server.stop()
+    with LiveServer(tmp_path_factory.mktemp("cms") / "data").start() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def profile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = LiveServer(tmp_path_factory.mktemp("profile") / "data", "serve", "profile").start()
-    yield server
-    server.stop()
+    with LiveServer(tmp_path_factory.mktemp("profile") / "data", "serve", "profile").start() as server:
+        yield server
 
 
 def open_docs(browser: Any, url: str) -> Any:
@@ -210,8 +211,7 @@ def authorize(page: Any) -> None:
 
 
 def test_with_an_api_key_the_page_asks_for_it_and_authorize_makes_execute_work(browser, tmp_path):
-    server = LiveServer(tmp_path / "data", env=KEYED).start()
-    try:
+    with LiveServer(tmp_path / "data", env=KEYED).start() as server:
         existing = httpx.get(f"{server.url}/api/customers", headers={"X-API-Key": KEY}).json()[0]["id"]
         page = open_docs(browser, f"{server.url}/docs")
         assert page.locator(".authorization__btn").count() > 0  # the padlocks
@@ -225,13 +225,10 @@ def test_with_an_api_key_the_page_asks_for_it_and_authorize_makes_execute_work(b
         authorize(admin)
         assert execute(admin, "admin", "getRecords", {}) == 200
         admin.close()
-    finally:
-        server.stop()
 
 
 def test_with_an_api_key_authorize_makes_execute_work_on_the_profile_page(browser, tmp_path):
-    server = LiveServer(tmp_path / "data", "serve", "profile", env=KEYED).start()
-    try:
+    with LiveServer(tmp_path / "data", "serve", "profile", env=KEYED).start() as server:
         existing = str(httpx.get(f"{server.url}/customers", headers={"X-API-Key": KEY}).json()[0]["id"])
         page = open_docs(browser, f"{server.url}/docs")
         assert page.locator(".authorization__btn").count() > 0
@@ -239,5 +236,3 @@ def test_with_an_api_key_authorize_makes_execute_work_on_the_profile_page(browse
         authorize(page)
         assert execute(page, "customers", "getProfile", {"customer_id": existing}) == 200
         page.close()
-    finally:
-        server.stop()

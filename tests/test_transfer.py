@@ -15,9 +15,10 @@ import pytest
 from cms_mock import samples, transfer
 from cms_mock.services import SERVICES
 from cms_mock.settings import flag_help
-from tests.conftest import NEW_CUSTOMER, NEW_PROFILE, LiveServer
-from tests.postgres import Cluster
-from tests.test_declared_answers import Contract
+from tests.support.contract import Contract
+from tests.support.data import NEW_CUSTOMER, NEW_PROFILE
+from tests.support.postgres import Cluster
+from tests.support.servers import LiveServer
 
 
 def cms_mock(*args: str, env: dict[str, str] | None = None, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -25,9 +26,8 @@ def cms_mock(*args: str, env: dict[str, str] | None = None, stdin: bytes | None 
 
 
 def test_from_the_file_to_postgresql_and_back_is_two_commands_each_way(tmp_path: Path, postgres: Cluster):
-    server = LiveServer(tmp_path / "data").start()
-    created = httpx.post(f"{server.url}/api/customers", json=NEW_CUSTOMER).json()
-    server.stop()
+    with LiveServer(tmp_path / "data").start() as server:
+        created = httpx.post(f"{server.url}/api/customers", json=NEW_CUSTOMER).json()
     original = (tmp_path / "data" / "customers.json").read_bytes()
 
     exported = cms_mock("export", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "out.json"))
@@ -46,11 +46,8 @@ def test_from_the_file_to_postgresql_and_back_is_two_commands_each_way(tmp_path:
     again = cms_mock("import", "-", "--data-dir", str(fresh), stdin=back.stdout)
     assert again.returncode == 0, again.stderr
     assert (fresh / "customers.json").read_bytes() == original
-    served = LiveServer(tmp_path / "served", env={"DATABASE_URL": url}).start()
-    try:
+    with LiveServer(tmp_path / "served", env={"DATABASE_URL": url}).start() as served:
         assert httpx.get(f"{served.url}/api/customers/{created['id']}").json() == created
-    finally:
-        served.stop()
 
 
 def test_profiles_keep_their_integer_ids_and_new_ones_go_on_after_them(tmp_path: Path, postgres: Cluster):
@@ -59,13 +56,10 @@ def test_profiles_keep_their_integer_ids_and_new_ones_go_on_after_them(tmp_path:
     records = {"12": {"id": 12, **NEW_PROFILE, "created_at": stamp, "updated_at": stamp}}
     (tmp_path / "profiles.json").write_text(json.dumps(records, indent=2))
     assert cms_mock("import", str(tmp_path / "profiles.json"), "--service", "profile", "--database-url", url).returncode == 0
-    server = LiveServer(tmp_path / "data", "serve", "profile", env={"DATABASE_URL": url}).start()
-    try:
+    with LiveServer(tmp_path / "data", "serve", "profile", env={"DATABASE_URL": url}).start() as server:
         assert httpx.get(f"{server.url}/customers").json() == list(records.values())
         made = httpx.post(f"{server.url}/customers", json=NEW_PROFILE)
         assert made.json()["id"] == 13
-    finally:
-        server.stop()
 
 
 def test_an_invalid_file_is_refused_whole_listing_every_problem_and_nothing_changes(tmp_path: Path):
@@ -122,14 +116,11 @@ def test_each_command_states_the_database_timeout_it_uses():
 
 
 def test_an_import_beside_a_running_service_is_seen_by_it_at_once(tmp_path: Path):
-    server = LiveServer(tmp_path / "data").start()
-    try:
+    with LiveServer(tmp_path / "data").start() as server:
         only = {"id": "only-one", **NEW_CUSTOMER, "created_at": "2024-01-01T00:00:00.000000", "updated_at": "2024-01-01T00:00:00.000000"}
         (tmp_path / "one.json").write_text(json.dumps({"only-one": only}))
         assert cms_mock("import", str(tmp_path / "one.json"), "--data-dir", str(tmp_path / "data")).returncode == 0
         assert httpx.get(f"{server.url}/api/customers").json() == [only]
-    finally:
-        server.stop()
 
 
 def test_an_export_changes_nothing_and_refuses_a_store_that_is_not_there(tmp_path: Path, postgres: Cluster):
@@ -190,8 +181,7 @@ def test_updated_at_only_moves_forward_and_a_record_at_the_last_instant_cannot_c
     edge = {"id": "e", **NEW_CUSTOMER, "created_at": "2024-01-01T00:00:00.000000", "updated_at": "9999-12-31T23:59:59.999998"}
     (tmp_path / "f.json").write_text(json.dumps({"f": future, "e": edge}))
     assert cms_mock("import", str(tmp_path / "f.json"), "--data-dir", str(tmp_path / "data")).returncode == 0
-    server = LiveServer(tmp_path / "data").start()
-    try:
+    with LiveServer(tmp_path / "data").start() as server:
         assert httpx.put(f"{server.url}/api/customers/f", json={}).json()["updated_at"] == "3000-01-01T00:00:00.000001"
         last = httpx.put(f"{server.url}/api/customers/e", json={}).json()
         assert last["updated_at"] == "9999-12-31T23:59:59.999999"
@@ -199,8 +189,6 @@ def test_updated_at_only_moves_forward_and_a_record_at_the_last_instant_cannot_c
         assert refused.status_code == 422
         assert refused.json()["detail"][0]["msg"].startswith("Customer with ID e cannot change: its updated_at is the last time there is")
         assert httpx.get(f"{server.url}/api/customers/e").json() == last
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize("store", ["file", "postgres"])
@@ -210,16 +198,13 @@ def test_a_profile_at_the_largest_id_imports_and_a_create_after_it_is_refused_so
     (tmp_path / "p.json").write_text(json.dumps({str(largest["id"]): largest}))
     where = ["--database-url", request.getfixturevalue("postgres").database()] if store == "postgres" else ["--data-dir", str(tmp_path / "data")]
     assert cms_mock("import", str(tmp_path / "p.json"), "--service", "profile", *where).returncode == 0
-    server = LiveServer(tmp_path / "data", "serve", "profile", env={"DATABASE_URL": where[1]} if store == "postgres" else None).start()
-    try:
+    with LiveServer(tmp_path / "data", "serve", "profile", env={"DATABASE_URL": where[1]} if store == "postgres" else None).start() as server:
         refused = httpx.post(f"{server.url}/customers", json=NEW_PROFILE)
         assert refused.status_code == 422
         words = f"every id from 1 to {2**53 - 1} (2^53 - 1, the largest exact in every JSON client) has been given out"
         assert refused.json() == {"error": f"No id is left to give: {words}; nothing was stored"}
         assert not Contract("profile").violations("POST", "/customers", refused)
         assert httpx.get(f"{server.url}/customers").json() == [largest]
-    finally:
-        server.stop()
     exported = cms_mock("export", "--service", "profile", *where)
     assert exported.returncode == 0, exported.stderr
     again = cms_mock("import", "-", "--service", "profile", "--data-dir", str(tmp_path / "again"), stdin=exported.stdout)

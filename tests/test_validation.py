@@ -11,7 +11,8 @@ from cms_mock.openapi.patterns import check_patterns
 from cms_mock.openapi.problems import collect_errors
 from cms_mock.openapi.validators import RequestValidator
 from cms_mock.services import SERVICES, load_spec, service
-from tests.conftest import NEW_CUSTOMER, NEW_PROFILE, build_client
+from tests.support.app import build_client
+from tests.support.data import NEW_CUSTOMER, NEW_PROFILE
 
 ENUM_MSG = "value is not a valid enumeration member; permitted: 'active', 'inactive'"
 

@@ -20,7 +20,8 @@ import pytest
 from cms_mock.services import SERVICES
 from cms_mock.stores import file as store_file
 from cms_mock.stores.file import FileStore
-from tests.conftest import NEW_CUSTOMER, LiveServer
+from tests.support.data import NEW_CUSTOMER
+from tests.support.servers import LiveServer
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""N customers with predictable ids, so load scripts can address any of them: a data file for
-the JSON store here, rows for the PostgreSQL store in ``bench/postgres.py``."""
+"""Records to send and to store: one customer and one profile the API accepts, and N customers
+with predictable ids (a data file for the JSON store here, rows for PostgreSQL in
+``bench/postgres.py``), so load scripts can address any of them."""
 
 from __future__ import annotations
 
@@ -9,9 +10,27 @@ from typing import Any
 
 from cms_mock.stores.datafile import encode, render
 
+NEW_CUSTOMER = {
+    "name": "Alice Johnson",
+    "email": "alice@example.com",
+    "phone": "+1-555-0200",
+    "address": "789 Oak St, Boston, MA 02101",
+    "company": "Manufacturing Co",
+    "status": "active",
+}
+
+NEW_PROFILE = {
+    "first_name": "Ann",
+    "last_name": "Lee",
+    "email": "ann@example.com",
+    "phone_number": "+1-555-0300",
+    "address": "1 Elm Street, Springfield",
+    "date_of_birth": "1990-01-31",
+}
+
 
 def customer_id(index: int) -> str:
-    """A valid UUID v4 built from a number: ``crud.lua`` formats the same ids."""
+    """A valid UUID v4 built from a number: ``tests/support/crud.lua`` formats the same ids."""
     return f"00000000-0000-4000-8000-{index:012d}"
 
 

@@ -1,7 +1,7 @@
 -- wrk script: one operation of the CMS API, or a mix of all of them.
 -- Arguments (after --): operation [count] [read_share] [threads] [ids_file]
 --   operation: get | list | post | put | delete | mixed
---   count: customers pre-filled with bench/dataset.py ids (default 1000)
+--   count: customers pre-filled with tests/support/data.py ids (default 1000)
 --   read_share: for mixed, the share of reads (default 0.8); writes are POST, PUT and DELETE
 --   threads: wrk's -t, to share out ids_file (a thread may start before the next is set up)
 --   ids_file: for delete, ids to delete, one a line, shared out among the threads; a thread

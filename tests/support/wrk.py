@@ -1,4 +1,5 @@
-"""Drive the service with wrk (a Python client would be the bottleneck) and read its figures."""
+"""Drive the service with wrk (a Python client would be the bottleneck) and read its figures: the
+benchmark's operations and the soak test's load (``crud.lua``)."""
 
 from __future__ import annotations
 
