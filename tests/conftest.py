@@ -27,6 +27,15 @@ from tests.support.servers import LiveServer
 from tests.support.tools import NODE_DIR, require
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that needs the PostgreSQL cluster is marked ``postgres``: it asks for the
+    ``postgres`` fixture, or one of its parameters is the PostgreSQL backend."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if "postgres" in getattr(item, "fixturenames", ()) or (callspec is not None and "postgres" in callspec.params.values()):
+            item.add_marker(pytest.mark.postgres)
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Cluster]:
     """A throwaway PostgreSQL server for the whole session (see ``tests/support/postgres.py``)."""

@@ -152,6 +152,7 @@ def test_off_the_control_plane_is_404_and_with_a_key_every_call_needs_it(tmp_pat
         assert keyed.get("/api/customers").status_code == 200
 
 
+@pytest.mark.live
 def test_fixtures_are_what_a_reset_puts_back_and_a_bad_file_stops_the_start(tmp_path):
     fixtures = tmp_path / "fixtures.json"
     fixtures.write_text(json.dumps({"f1": {"id": "f1", **NEW_CUSTOMER, "created_at": STAMP, "updated_at": STAMP}}))
@@ -166,6 +167,7 @@ def test_fixtures_are_what_a_reset_puts_back_and_a_bad_file_stops_the_start(tmp_
     assert "record 'f1': name: field required" in refused.stderr
 
 
+@pytest.mark.live
 def test_a_reset_through_one_worker_is_what_every_worker_serves(tmp_path, backend):
     env = {"DATABASE_URL": str(backend["database_url"])} if backend else {}
     with LiveServer(tmp_path / "data", "--workers", "2", env=env).start() as server:
@@ -177,6 +179,8 @@ def test_a_reset_through_one_worker_is_what_every_worker_serves(tmp_path, backen
         assert seen == {tuple(c["id"] for c in samples.customers())}
 
 
+@pytest.mark.live
+@pytest.mark.fuzz
 @pytest.mark.parametrize("service", ["cms", "profile"])
 def test_schemathesis_finds_nothing_in_the_control_plane(tmp_path, service):
     """Every check but one: ``PUT /records`` has rules across a body that OpenAPI 3.0 cannot
@@ -186,6 +190,7 @@ def test_schemathesis_finds_nothing_in_the_control_plane(tmp_path, service):
         schemathesis_finds_nothing(f"{server.url}/__admin/openapi.json", f"{server.url}/__admin", "--exclude-checks", "positive_data_acceptance")
 
 
+@pytest.mark.live
 def test_snapshots_saved_under_writes_from_two_workers_lose_no_acknowledged_write(tmp_path, backend):
     """A snapshot is taken by the writer that holds the store's lock, never beside it."""
     env = {"DATABASE_URL": str(backend["database_url"])} if backend else {}
@@ -232,6 +237,7 @@ def test_left_out_profile_ids_past_the_largest_are_refused_and_change_nothing(pr
     assert profile_client.post("/customers", json=NEW_PROFILE).json()["id"] == 4
 
 
+@pytest.mark.live
 def test_fixtures_with_an_impossible_time_stop_the_start_naming_the_record_and_field(tmp_path):
     fixtures = tmp_path / "fixtures.json"
     fixtures.write_text(json.dumps({"f1": {"id": "f1", **NEW_CUSTOMER, "created_at": STAMP, "updated_at": "2026-02-30T00:00:00.000000"}}))

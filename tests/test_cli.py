@@ -21,6 +21,8 @@ from tests.support.data import NEW_CUSTOMER
 from tests.support.ports import free_port
 from tests.support.servers import LiveServer, wait_healthy
 
+pytestmark = pytest.mark.live
+
 ROOT = Path(__file__).parent.parent
 
 

@@ -68,6 +68,7 @@ def test_the_profile_service_in_its_dialect(profile_client):
     assert profile_client.delete(made.headers["location"], headers={"If-Match": made.headers["etag"]}).status_code == 204
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_of_clients_updating_one_record_with_one_tag_exactly_one_wins(tmp_path, backend, workers):
     env = {"DATABASE_URL": str(backend["database_url"])} if backend else {}

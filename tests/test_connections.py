@@ -15,6 +15,8 @@ import pytest
 
 from tests.support.servers import LiveServer
 
+pytestmark = pytest.mark.live
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):

@@ -19,6 +19,8 @@ from tests.support.podman import TOOLS, Container, Podman
 from tests.support.ports import free_port
 from tests.support.tools import require
 
+pytestmark = [pytest.mark.live, pytest.mark.tools]
+
 
 @pytest.fixture(scope="module")
 def podman(tmp_path_factory: pytest.TempPathFactory) -> Podman:

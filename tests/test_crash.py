@@ -18,9 +18,12 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.data import NEW_CUSTOMER
 from tests.support.servers import LiveServer
+
+pytestmark = pytest.mark.live
 
 ROUNDS = int(os.environ.get("CRASH_ROUNDS", "4"))
 WRITERS = 6

@@ -25,6 +25,8 @@ from tests.support.contract import SPECS, Contract, example_path, operations, pr
 from tests.support.ports import free_port
 from tests.support.servers import LiveServer
 
+pytestmark = pytest.mark.live
+
 MAX_BODY = 1024 * 1024
 CONTENT_TYPES = [
     None,
@@ -139,6 +141,7 @@ def prism(served, node_bin, tmp_path_factory):
     process.wait(timeout=10)
 
 
+@pytest.mark.tools
 def test_prism_finds_no_answer_breaking_the_spec_and_agrees_on_every_request(served, prism):
     """Prism judges each answer, and each request: what it finds valid the server must not refuse
     (415, 422) and what it finds invalid the server must not accept, but for the documented

@@ -55,6 +55,8 @@ from tests.support.ports import free_port
 from tests.support.servers import LiveServer, ServerProcess, wait_healthy
 from tests.support.tools import require
 
+pytestmark = pytest.mark.live
+
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 RUNNABLE = ("bash", "console", "python")
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})\s*(?P<lang>[\w+-]*)")

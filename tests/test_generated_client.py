@@ -10,6 +10,8 @@ import pytest
 
 from tests.support import ROOT
 
+pytestmark = [pytest.mark.live, pytest.mark.tools]
+
 
 @pytest.fixture
 def generated(tmp_path, monkeypatch):

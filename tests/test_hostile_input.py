@@ -12,6 +12,8 @@ import pytest
 from tests.support.data import NEW_CUSTOMER
 from tests.support.servers import LiveServer
 
+pytestmark = pytest.mark.live
+
 JSON = {"content-type": "application/json"}
 CUSTOMER = "/api/customers/e20a1b70-67c9-4fb4-9f6d-56ba97a87c14"
 MIB = 1024 * 1024

@@ -48,6 +48,7 @@ def depth(value: Any) -> tuple[int, Any]:
     return levels, value
 
 
+@pytest.mark.live
 def test_a_body_nested_deeper_than_the_journal_keeps_is_answered_whole_and_kept_cut(server):
     deep = "[" * 800 + "]" * 800  # far past what orjson writes (254 levels), within what the service reads
     sent = json.dumps(NEW_CUSTOMER)[:-1] + f', "extra": {deep}}}'
@@ -65,6 +66,7 @@ def test_a_body_nested_deeper_than_the_journal_keeps_is_answered_whole_and_kept_
     assert entry["response"] == {"headers": entry["response"]["headers"], "body": answer.json(), "truncated": False}
 
 
+@pytest.mark.live
 def test_an_entry_is_bounded_in_bytes_as_stored_headers_path_and_query_too(server):
     numbers = ("[" + ",".join(["1E15"] * 13_000) + "]").encode()  # 65,001 bytes: 18 each, written out
     assert len(numbers) == 65_001
@@ -91,6 +93,7 @@ def test_an_entry_is_bounded_in_bytes_as_stored_headers_path_and_query_too(serve
     assert entry["response"]["truncated"] is False
 
 
+@pytest.mark.live
 def test_a_json_body_that_fits_is_kept_as_its_value_with_numbers_exact(server):
     sent = {**NEW_CUSTOMER, "n": BIG, "m": -(2**70), "f": 1.5, "u": 2**64 - 1}
     answer = httpx.post(f"{server.url}/api/customers/", content=json.dumps(sent), headers={"Content-Type": "application/json"})
@@ -100,6 +103,7 @@ def test_a_json_body_that_fits_is_kept_as_its_value_with_numbers_exact(server):
     assert type(entry["request"]["body"]["n"]) is int
 
 
+@pytest.mark.live
 def test_an_injected_answer_journals_the_body_the_client_sent(server):
     rule = httpx.post(f"{server.url}/__admin/faults", json={"operationId": "createCustomer", "status": 500, "times": 1})
     assert rule.status_code == 201
@@ -113,6 +117,7 @@ def test_an_injected_answer_journals_the_body_the_client_sent(server):
     assert count.json() == {"count": 2}
 
 
+@pytest.mark.live
 def test_a_chunked_body_over_the_limit_is_refused_before_a_rule_is_used(server):
     rule = httpx.post(f"{server.url}/__admin/faults", json={"operationId": "createCustomer", "status": 500, "times": 1}).json()
 

@@ -133,6 +133,7 @@ def deep_json(depth: int) -> bytes:
     return b'{"a":' * depth + b"1" + b"}" * depth
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("kind", [LiveServer, MemoryServer], ids=["file", "memory"])
 def test_a_count_with_a_matcher_as_deep_as_json_goes_is_answered(tmp_path, kind):
     """A matcher is judged on a stack of its own: as deep as the body it is judged against, and
@@ -155,6 +156,7 @@ def test_a_count_with_a_matcher_as_deep_as_json_goes_is_answered(tmp_path, kind)
                 assert counted.json()["detail"][0]["loc"] == ["body"]
 
 
+@pytest.mark.live
 def test_an_integer_beyond_64_bits_is_counted_as_sent(tmp_path):
     with LiveServer(tmp_path / "data").start() as server:
         url = server.url
@@ -178,6 +180,7 @@ def _waiting_for(lock: Path) -> bool:
     return any("->" in line and device_inode in line for line in Path("/proc/locks").read_text().splitlines())
 
 
+@pytest.mark.live
 def test_a_rule_change_waiting_for_the_rule_files_lock_leaves_the_server_serving(tmp_path):
     """Another worker holding the fault rules' lock holds up the change, not the event loop:
     the server answers meanwhile, and the change is made once the lock is free."""

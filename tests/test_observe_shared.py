@@ -15,6 +15,8 @@ import pytest
 
 from tests.support.servers import LiveServer
 
+pytestmark = pytest.mark.live
+
 CLOSE = {"Connection": "close"}
 
 

@@ -23,6 +23,8 @@ from tests.support.postgres import Cluster
 from tests.support.servers import LiveServer
 from tests.support.writers import Writers
 
+pytestmark = pytest.mark.live
+
 
 @pytest.fixture
 def database(postgres: Cluster) -> str:

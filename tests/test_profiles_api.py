@@ -198,6 +198,7 @@ def test_cors_is_on(profile_client):
     assert profile_client.get("/customers/1", headers={"origin": "http://x.test"}).headers["access-control-allow-origin"] == "*"
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("kind", [MemoryServer, LiveServer], ids=["memory", "file"])
 def test_a_create_past_the_largest_id_stores_nothing_and_says_why(tmp_path, kind):
     """The limit an import keeps (2^53 - 1) is the create's too, so what the service holds

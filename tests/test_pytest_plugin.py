@@ -17,6 +17,8 @@ import pytest
 from tests.support.data import NEW_CUSTOMER
 from tests.support.servers import LiveServer
 
+pytestmark = pytest.mark.live
+
 CONSUMER = """
 import json, urllib.request
 

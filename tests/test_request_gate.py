@@ -17,6 +17,8 @@ import pytest
 from tests.support.data import NEW_CUSTOMER
 from tests.support.servers import LiveServer
 
+pytestmark = pytest.mark.live
+
 SAMPLE = "e20a1b70-67c9-4fb4-9f6d-56ba97a87c14"
 
 

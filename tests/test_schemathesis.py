@@ -20,6 +20,8 @@ from tests.support.contract import SPECS
 from tests.support.fuzzing import schemathesis_finds_nothing
 from tests.support.servers import LiveServer
 
+pytestmark = pytest.mark.fuzz
+
 
 @pytest.fixture(params=sorted(SPECS))
 def asgi_schema(request, tmp_path):
@@ -37,6 +39,7 @@ def test_every_operation_conforms_in_process(case):
     case.call_and_validate()
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("service", sorted(SPECS))
 def test_schemathesis_cli_against_a_live_server(tmp_path, service, backend):
     """On the JSON file and on PostgreSQL (``backend``): the same contract, whatever holds the records."""

@@ -170,6 +170,7 @@ def test_the_table_says_what_it_says_of_the_services_from_the_services():
     assert not any("{" in default + meaning for default, meaning in described.values())
 
 
+@pytest.mark.live
 def test_a_server_the_pytest_plugin_starts_inherits_none_of_the_tables_variables(tmp_path, monkeypatch):
     """The consumer's own DATABASE_URL or API_KEY are not the mock's: read from the server's own environment."""
     for name in variables():

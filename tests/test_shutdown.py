@@ -13,6 +13,8 @@ import pytest
 from tests.support.data import NEW_CUSTOMER
 from tests.support.servers import LiveServer
 
+pytestmark = pytest.mark.live
+
 
 @pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["1-worker", "2-workers"])
 def test_sigterm_under_write_load_keeps_every_acknowledged_write(tmp_path, workers):

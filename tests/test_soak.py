@@ -20,6 +20,8 @@ from tests.support.data import NEW_CUSTOMER, write_customers
 from tests.support.servers import LiveServer
 from tests.support.wrk import run_wrk
 
+pytestmark = pytest.mark.live
+
 SECONDS = float(os.environ.get("SOAK_SECONDS", "60"))
 CUSTOMERS = 1000
 

@@ -17,6 +17,8 @@ from tests.support import ROOT
 from tests.support.servers import LiveServer
 from tests.support.tools import NODE_DIR
 
+pytestmark = pytest.mark.tools
+
 SPECS = ["openapi.yaml", "profile-openapi.yaml", "admin-openapi.yaml"]
 QUIET = {**os.environ, "REDOCLY_TELEMETRY": "off", "REDOCLY_SUPPRESS_UPDATE_NOTICE": "true", "NO_COLOR": "1"}
 
@@ -109,6 +111,7 @@ TSCONFIG = {
 NODE_GLOBALS = "declare const process: { argv: string[]; exit(code: number): never };\n"  # instead of all of @types/node
 
 
+@pytest.mark.live
 def test_a_strict_typescript_client_compiles_and_works_against_a_live_server(node_bin, tmp_path):
     """openapi-typescript types + openapi-fetch, ``tsc --strict``, then run with node."""
     work = tmp_path / "ts"

@@ -140,6 +140,7 @@ def test_a_closed_store_refuses_writes(tmp_path):
         asyncio.run(store.create(dict(NEW_CUSTOMER)))
 
 
+@pytest.mark.live
 def test_a_live_server_keeps_serving_a_file_damaged_in_place_and_health_says_why(tmp_path):
     """GET, the list and /health once answered 500 after ``echo '{ x' > customers.json``."""
     with LiveServer(tmp_path / "data").start() as server:

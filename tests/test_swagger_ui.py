@@ -171,6 +171,8 @@ def path_ids(item: dict[str, Any], operation: dict[str, Any], record_id: str) ->
         ("profile", "profile-openapi.yaml", "/customers", NEW_PROFILE),
     ],
 )
+@pytest.mark.live
+@pytest.mark.tools
 def test_every_operation_answers_its_success_with_the_forms_defaults(request, browser, service, spec_file, collection, new_record):
     server: LiveServer = request.getfixturevalue(service)
     existing = str(httpx.get(server.url + collection).json()[0]["id"])
@@ -189,6 +191,8 @@ def test_every_operation_answers_its_success_with_the_forms_defaults(request, br
     assert len(answered) == len(every)
 
 
+@pytest.mark.live
+@pytest.mark.tools
 def test_every_read_of_the_control_plane_answers_200_with_the_forms_defaults(browser, cms):
     page = open_docs(browser, f"{cms.url}/__admin/docs")
     reads = [(path, operation, item) for method, path, operation, item in operations(load("admin-openapi.yaml")) if method == "GET"]
@@ -210,6 +214,8 @@ def authorize(page: Any) -> None:
     page.locator(".auth-btn-wrapper button.btn-done").click()
 
 
+@pytest.mark.live
+@pytest.mark.tools
 def test_with_an_api_key_the_page_asks_for_it_and_authorize_makes_execute_work(browser, tmp_path):
     with LiveServer(tmp_path / "data", env=KEYED).start() as server:
         existing = httpx.get(f"{server.url}/api/customers", headers={"X-API-Key": KEY}).json()[0]["id"]
@@ -227,6 +233,8 @@ def test_with_an_api_key_the_page_asks_for_it_and_authorize_makes_execute_work(b
         admin.close()
 
 
+@pytest.mark.live
+@pytest.mark.tools
 def test_with_an_api_key_authorize_makes_execute_work_on_the_profile_page(browser, tmp_path):
     with LiveServer(tmp_path / "data", "serve", "profile", env=KEYED).start() as server:
         existing = str(httpx.get(f"{server.url}/customers", headers={"X-API-Key": KEY}).json()[0]["id"])

@@ -20,6 +20,8 @@ from tests.support.data import NEW_CUSTOMER, NEW_PROFILE
 from tests.support.postgres import Cluster
 from tests.support.servers import LiveServer
 
+pytestmark = pytest.mark.live
+
 
 def cms_mock(*args: str, env: dict[str, str] | None = None, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([sys.executable, "-m", "cms_mock", *args], capture_output=True, input=stdin, env={**os.environ, **(env or {})}, timeout=120)

@@ -23,6 +23,8 @@ from cms_mock.stores.file import FileStore
 from tests.support.data import NEW_CUSTOMER
 from tests.support.servers import LiveServer
 
+pytestmark = pytest.mark.live
+
 
 @pytest.fixture
 def two_workers(tmp_path):
