@@ -8,6 +8,7 @@ signals, restarts, concurrency. What the tests share besides fixtures is in ``te
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import shutil
 import subprocess
@@ -57,9 +58,14 @@ BACKENDS = ["file", "postgres"]
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> dict[str, object]:
+def backend_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest, backend_kind: str) -> dict[str, object]:
     """Settings that put a test's records in one backend: a new database for PostgreSQL."""
-    if request.param == "postgres":
+    if backend_kind == "postgres":
         return {"database_url": request.getfixturevalue("postgres").database()}
     return {}
 
@@ -90,16 +96,54 @@ def blockbuster() -> Iterator[BlockBuster]:
         assert not BlockingSeen.seen, f"blocking calls on the event loop: {', '.join(BlockingSeen.seen)}"
 
 
-@pytest.fixture
-def client(tmp_path: Path, backend: dict[str, object], blockbuster: BlockBuster) -> Iterator[httpx.Client]:
-    with build_client(tmp_path, **backend) as test_client:
+class SharedApps:
+    """In-process apps kept for a module's tests, one per service and backend, each reset through
+    the control plane before it is handed to a test (``@pytest.mark.shared_app``)."""
+
+    def __init__(self, root: Path, request: pytest.FixtureRequest) -> None:
+        self._root = root
+        self._request = request
+        self._clients: dict[tuple[str, str], httpx.Client] = {}
+        self._stack = contextlib.ExitStack()
+
+    def client(self, service: str, backend: str) -> httpx.Client:
+        key = (service, backend)
+        if key not in self._clients:
+            settings = {"database_url": self._request.getfixturevalue("postgres").database()} if backend == "postgres" else {}
+            self._clients[key] = self._stack.enter_context(build_client(self._root / f"{service}-{backend}", service=service, **settings))
+        client = self._clients[key]
+        assert client.post("/__admin/reset").status_code == 204
+        return client
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+@pytest.fixture(scope="module")
+def shared_apps(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedApps]:
+    apps = SharedApps(tmp_path_factory.mktemp("shared"), request)
+    yield apps
+    apps.close()
+
+
+def _client(request: pytest.FixtureRequest, tmp_path: Path, backend_kind: str, service: str) -> Iterator[httpx.Client]:
+    """A fresh app over the test's own directory or database; in a ``shared_app`` module (unless
+    the test is marked ``own_app``), the module's app of that service and backend, reset."""
+    if request.node.get_closest_marker("shared_app") and not request.node.get_closest_marker("own_app"):
+        yield request.getfixturevalue("shared_apps").client(service, backend_kind)
+        return
+    with build_client(tmp_path, service=service, **request.getfixturevalue("backend")) as test_client:
         yield test_client
 
 
 @pytest.fixture
-def profile_client(tmp_path: Path, backend: dict[str, object], blockbuster: BlockBuster) -> Iterator[httpx.Client]:
-    with build_client(tmp_path, service="profile", **backend) as test_client:
-        yield test_client
+def client(request: pytest.FixtureRequest, tmp_path: Path, backend_kind: str, blockbuster: BlockBuster) -> Iterator[httpx.Client]:
+    yield from _client(request, tmp_path, backend_kind, "cms")
+
+
+@pytest.fixture
+def profile_client(request: pytest.FixtureRequest, tmp_path: Path, backend_kind: str, blockbuster: BlockBuster) -> Iterator[httpx.Client]:
+    yield from _client(request, tmp_path, backend_kind, "profile")
 
 
 @pytest.fixture

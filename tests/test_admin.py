@@ -19,9 +19,13 @@ from tests.support.fuzzing import schemathesis_finds_nothing
 from tests.support.servers import LiveServer
 from tests.support.writers import Writers
 
+pytestmark = pytest.mark.shared_app
+
+
 STAMP = "2024-01-01T00:00:00.000000"
 
 
+@pytest.mark.own_app
 def test_reset_puts_the_samples_back_durably(client, tmp_path, backend):
     client.post("/api/customers", json=NEW_CUSTOMER)
     client.delete(f"/api/customers/{samples.customers()[0]['id']}")
@@ -75,6 +79,7 @@ def test_an_invalid_record_is_a_422_saying_where_and_nothing_changes(client):
     assert client.get("/__admin/records").json() == before
 
 
+@pytest.mark.own_app
 def test_a_given_profile_id_stays_exact_in_every_client_and_ids_made_after_it_fit_int64(profile_client):
     largest = 2**53 - 1
     assert profile_client.put("/__admin/records", json=[{"id": largest + 1, **NEW_PROFILE}]).status_code == 422
@@ -90,6 +95,7 @@ def test_a_body_of_a_million_problems_lists_the_first_hundred(client):
     assert refused.json()["detail"][0] == {"loc": ["body", 0, "name"], "msg": "field required", "type": "value_error.missing"}
 
 
+@pytest.mark.own_app
 def test_snapshots_save_list_restore_and_delete(client, tmp_path, backend):
     made = client.put("/__admin/snapshots/start")
     assert made.status_code == 201
@@ -120,6 +126,7 @@ def test_a_snapshot_name_outside_the_rule_is_a_422(client, name):
     assert refused.json()["detail"] == [{"loc": ["path", "name"], "msg": words, "type": "value_error.str.regex"}]
 
 
+@pytest.mark.own_app
 def test_the_profile_service_answers_in_its_dialect_and_keeps_ids_counting(profile_client):
     assert profile_client.put("/__admin/records", json={"7": {**NEW_PROFILE, "created_at": STAMP, "updated_at": STAMP}}).status_code == 204
     assert [p["id"] for p in profile_client.get("/customers").json()] == [7]
@@ -227,6 +234,7 @@ def test_given_timestamps_must_be_real_times_in_order_with_room_to_move_forward(
     assert client.get("/__admin/records").json() == before
 
 
+@pytest.mark.own_app
 def test_left_out_profile_ids_past_the_largest_are_refused_and_change_nothing(profile_client):
     near = {"id": 2**53 - 1, **NEW_PROFILE}
     refused = profile_client.put("/__admin/records", json=[near, NEW_PROFILE])

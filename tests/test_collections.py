@@ -75,16 +75,23 @@ def _placed(value: Any) -> tuple[bool, Any]:
     return (value is None, 0 if value is None else value)
 
 
-@pytest.fixture(params=["file", "memory", "postgres"])
-def any_client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[httpx.Client]:
+@pytest.fixture(scope="module", params=["file", "memory", "postgres"])
+def any_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """One app per store for the module's tests; ``any_client`` resets it before each."""
     settings: dict[str, Any] = {}
     if request.param == "postgres":
         settings["database_url"] = request.getfixturevalue("postgres").database()
     elif request.param == "memory":
         settings["in_memory"] = True
-    with build_client(tmp_path, **settings) as client:
+    with build_client(tmp_path_factory.mktemp(request.param), **settings) as client:
         client.backend = request.param  # type: ignore[attr-defined]
         yield client
+
+
+@pytest.fixture
+def any_client(any_app: httpx.Client) -> httpx.Client:
+    assert any_app.post("/__admin/reset").status_code == 204
+    return any_app
 
 
 @pytest.fixture

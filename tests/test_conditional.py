@@ -14,6 +14,9 @@ from cms_mock import samples
 from tests.support.data import NEW_CUSTOMER, NEW_PROFILE
 from tests.support.servers import LiveServer
 
+pytestmark = pytest.mark.shared_app
+
+
 KNOWN = samples.customers()[0]["id"]
 
 

@@ -10,6 +10,9 @@ import pytest
 from tests.support.app import build_client
 from tests.support.data import NEW_CUSTOMER, write_customers
 
+pytestmark = pytest.mark.shared_app
+
+
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}$")
 FIELDS = {"id", "name", "email", "phone", "address", "company", "status", "created_at", "updated_at"}
 

@@ -17,6 +17,9 @@ from tests.support import contract
 from tests.support.app import build_client
 from tests.support.data import NEW_CUSTOMER, NEW_PROFILE
 
+pytestmark = pytest.mark.shared_app
+
+
 SPECS = {service: contract.load(service) for service in contract.SPECS}
 
 

@@ -13,6 +13,9 @@ from tests.support.contract import Contract
 from tests.support.data import NEW_PROFILE
 from tests.support.servers import LiveServer, MemoryServer
 
+pytestmark = pytest.mark.shared_app
+
+
 FIELDS = {"id", "first_name", "last_name", "email", "phone_number", "address", "date_of_birth", "created_at", "updated_at"}
 
 
@@ -136,6 +139,7 @@ def test_an_email_without_one_at_sign_between_text_is_refused_in_words(profile_c
     )
 
 
+@pytest.mark.own_app
 def test_create_gets_the_next_integer_id(profile_client):
     response = profile_client.post("/customers", json=NEW_PROFILE)
     assert response.status_code == 201
@@ -168,6 +172,7 @@ def test_create_requires_every_field(profile_client):
         assert f"{field}: field required" in response.json()["error"]
 
 
+@pytest.mark.own_app
 def test_delete_then_404_and_ids_are_not_reused(profile_client):
     assert profile_client.delete("/customers/3").status_code == 204
     assert profile_client.get("/customers/3").status_code == 404

@@ -11,6 +11,8 @@ import yaml
 from tests.support.app import build_client
 from tests.support.data import NEW_CUSTOMER
 
+pytestmark = pytest.mark.shared_app
+
 
 def test_root_gives_name_version_and_links(client):
     info = client.get("/").json()

@@ -14,6 +14,9 @@ from cms_mock.services import SERVICES, load_spec, service
 from tests.support.app import build_client
 from tests.support.data import NEW_CUSTOMER, NEW_PROFILE
 
+pytestmark = pytest.mark.shared_app
+
+
 ENUM_MSG = "value is not a valid enumeration member; permitted: 'active', 'inactive'"
 
 
