@@ -3,11 +3,14 @@ the wheel bundles every spec, and the image copies every spec; the documents giv
 
 from __future__ import annotations
 
+import configparser
 import re
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+
+import yaml
 
 from cms_mock.services import SERVICES
 from tests.support import ROOT
@@ -35,3 +38,16 @@ def test_the_readme_and_the_development_page_give_exactly_the_command_ci_runs():
     assert command.endswith(".venv/bin/tox")
     for page in ("README.md", "docs/development.md"):
         assert command in (ROOT / page).read_text().splitlines(), page
+
+
+def test_the_pre_commit_hooks_run_what_the_lint_environment_runs():
+    """A check added to ``tox -e lint`` and not to the hooks (or the other way round) fails here."""
+    lint = configparser.ConfigParser(interpolation=None)
+    lint.read(ROOT / "tox.ini")
+    commands = [line.strip() for line in lint["testenv:lint"]["commands"].strip().splitlines()]
+    hooks = [hook["entry"] for repo in yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())["repos"] for hook in repo["hooks"]]
+
+    def site_dir_aside(command: str) -> str:
+        return re.sub(r" --site-dir \S+", "", command)
+
+    assert [site_dir_aside(command) for command in commands] == [site_dir_aside(hook) for hook in hooks]
