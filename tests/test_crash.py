@@ -4,7 +4,7 @@ Each round starts the real server (alternately with one and two workers; every f
 also deletes the lock file while the writers run) over the same data
 directory, runs concurrent writers that record every 2xx they receive, kills the whole
 process group at a random moment, and checks the files and, after a restart, the data.
-``CRASH_ROUNDS`` sets the number of rounds (the slow tox environment runs 30).
+``CRASH_ROUNDS`` sets the number of rounds (the slow tox environment runs 12 unless it is set).
 """
 
 from __future__ import annotations
