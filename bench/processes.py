@@ -100,3 +100,16 @@ def start_service(command: list[str], port: int, times: int) -> Server:
     server.startups = [*startups, server.startup_s]
     server.startup_s = statistics.median(server.startups)
     return server
+
+
+def worker_processes(pids: list[int]) -> list[int]:
+    """The worker processes of ``cms-mock --workers N`` (multiprocessing's spawned children); the
+    one process itself when it serves alone."""
+
+    def spawned(pid: int) -> bool:
+        try:
+            return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+
+    return [p for p in pids if spawned(p)] or pids[:1]

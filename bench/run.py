@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 
 from bench import postgres
-from bench.processes import Server, cpu_seconds, cpu_used, peak_rss_mib, process_tree, rss_sum_mib, start_service
+from bench.processes import Server, cpu_seconds, cpu_used, peak_rss_mib, process_tree, rss_sum_mib, start_service, worker_processes
 from bench.queries import measure_queries
 from bench.report import markdown, targets
 from tests.support.data import customer_id, write_customers
@@ -137,25 +137,12 @@ def read_list(port: int, expected: int) -> tuple[float, int]:
     return seconds, size
 
 
-def _workers(pids: list[int]) -> list[int]:
-    """The worker processes of ``cms-mock --workers N`` (multiprocessing's spawned children); the
-    one process itself when it serves alone."""
-
-    def spawned(pid: int) -> bool:
-        try:
-            return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return False
-
-    return [p for p in pids if spawned(p)] or pids[:1]
-
-
 def measure_list(server: Server, expected: int, requests: int, watch: dict[str, int]) -> dict[str, Any]:
     """``requests`` sequential full lists: seconds each, MB/s, and the service's memory while
     it streams: the sum of VmRSS over all its processes (supervisor, multiprocessing's resource
     tracker and workers) and over its workers alone, sampled every 20 ms."""
     pids = process_tree(server.process.pid)
-    workers = _workers(pids)
+    workers = worker_processes(pids)
     before = rss_sum_mib(pids)
     peak, peak_workers = before, rss_sum_mib(workers)
     done = threading.Event()
