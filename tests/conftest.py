@@ -30,11 +30,20 @@ from tests.support.tools import NODE_DIR, require
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test that needs the PostgreSQL cluster is marked ``postgres``: it asks for the
-    ``postgres`` fixture, or one of its parameters is the PostgreSQL backend."""
+    ``postgres`` fixture, or one of its parameters is the PostgreSQL backend.
+
+    Then the modules of the longest kinds go first (outside tools and fuzzing, then live
+    servers), each module's tests in their order: the processes of ``-n 2 --dist loadfile``
+    take modules in this order, and the many short in-process tests even out the end."""
     for item in items:
         callspec = getattr(item, "callspec", None)
         if "postgres" in getattr(item, "fixturenames", ()) or (callspec is not None and "postgres" in callspec.params.values()):
             item.add_marker(pytest.mark.postgres)
+    weight: dict[Path, int] = {}
+    for item in items:
+        kind = 2 if item.get_closest_marker("tools") or item.get_closest_marker("fuzz") else 1 if item.get_closest_marker("live") else 0
+        weight[item.path] = max(weight.get(item.path, 0), kind)
+    items.sort(key=lambda item: -weight[item.path])
 
 
 @pytest.fixture(scope="session")
