@@ -13,9 +13,10 @@ Fixtures, with no configuration:
 Each is a ``MockServer``: ``.url``, ``.reset()``, ``.load(records)``, ``.records()``,
 ``.snapshot(name)``, ``.restore(name)``; what the code under test sent, ``.requests(**filters)``
 and ``.count(**matcher)``; failures on purpose, ``.fault(**rule)``; and ``.coverage()``: all
-through the control plane (``/__admin``). The standard library's HTTP client only: the plugin
-adds no dependency to the consumer's suite (of cms-mock, it imports only its table of settings
-and what ties a server's life to the process that started it).
+through the control plane (``/__admin``). ``ServerProcess`` runs a server as ``start_server``
+does, for a suite that needs more: a restart, a signal, a command of its own. The standard
+library's HTTP client only: the plugin adds no dependency to the consumer's suite (of cms-mock,
+it imports only its table of settings and what ties a server's life to the process that started it).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import contextlib
 import functools
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -34,9 +36,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 
@@ -54,15 +57,149 @@ _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 """Loopback never goes through ``HTTP_PROXY``."""
 
 
+def listening() -> socket.socket:
+    """A socket listening on a free loopback port, to hand to a server (``ServerProcess``)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    return listener
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Until ``url/health`` answers 200: RuntimeError if ``process`` exits first, TimeoutError if time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server for {url} exited with {process.returncode}")
+        with contextlib.suppress(OSError), _DIRECT.open(f"{url}/health", timeout=1) as response:  # OSError: nothing answers yet
+            if response.status == 200:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} did not become healthy within {timeout} s")
+
+
+class ServerProcess:
+    """A server's ``command`` in a session (a process group) of its own, tied to this process, on loopback ``ports``.
+
+    With a ``listener`` (``listening()``), the command serves that socket: it inherits its
+    descriptor, and the command names it (cms-mock's ``--fd``). The port is never free between
+    its choice and the server's start, so another process (another pytest-xdist worker's server)
+    cannot take it and be taken for this server. The socket is held until ``close()``: a
+    ``start()`` after a ``stop()`` serves the same port, and a connection left waiting on it while
+    no server runs is closed, never answered by a server it was not sent to. Without one, the
+    command binds ``ports`` itself (a server with several workers cannot serve a socket handed
+    over), and another process may take them first.
+
+    The process asks to be stopped when the thread that started it ends, however it ends
+    (``workers``): start it from a thread that lives as long as the server should. ``env`` is its
+    whole environment (None: this process's); ``log`` takes its standard output and error alike,
+    emptied by the first start and appended to by the next. The end of a ``with`` block closes it.
+    """
+
+    def __init__(
+        self, command: Sequence[str], log: Path, env: Mapping[str, str] | None = None, *, listener: socket.socket | None = None, ports: Sequence[int] = ()
+    ) -> None:
+        self.command = list(command)
+        self.log = log
+        self.env = env
+        self.listener = listener
+        self.ports = (listener.getsockname()[1],) if listener else tuple(ports)
+        self.process: subprocess.Popen[bytes] | None = None
+        # One that is only stopped, never closed, gives its port up when it is collected.
+        self._release = weakref.finalize(self, listener.close) if listener else None
+
+    @property
+    def port(self) -> int:
+        return self.ports[0]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, wait: bool = True, timeout: float = 30) -> Self:
+        """Start the command (again, after a ``stop()``), and with ``wait`` until it is healthy
+        (``wait_ready``); a start that fails leaves nothing running."""
+        self._turn_away()
+        with open(self.log, "ab" if self.process else "wb") as log:
+            # preexec_fn runs in the child before exec: tied to this process before it runs any code of its own
+            self.process = subprocess.Popen(
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,
+                pass_fds=(self.listener.fileno(),) if self.listener else (),
+                preexec_fn=functools.partial(tie_to_supervisor, os.getpid()),
+            )
+        if wait:
+            try:
+                self.wait_ready(timeout)
+            except BaseException:  # Ctrl-C included
+                self.stop()
+                raise
+        return self
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        """Until each port's ``/health`` answers 200; RuntimeError, with the log, if the process
+        exits first or ``timeout`` seconds (for each port) run out."""
+        if self.process is None:
+            raise RuntimeError("the server was never started")
+        for port in self.ports:
+            try:
+                wait_healthy(f"http://127.0.0.1:{port}", self.process, timeout)
+            except (RuntimeError, TimeoutError) as exc:
+                raise RuntimeError(f"{exc}: {self.output()}") from None
+
+    def output(self) -> str:
+        """What the process wrote to its log."""
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def send_signal(self, sig: int) -> None:
+        """Send ``sig`` to the process group: the server and its workers."""
+        if self.process is None:
+            raise RuntimeError("the server was never started")
+        os.killpg(self.process.pid, sig)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        """Send ``sig`` to the process group, SIGKILL if the process has not exited after
+        ``timeout`` seconds; its exit status (0 if it never started)."""
+        if self.process is not None and self.process.poll() is None:
+            self.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.send_signal(signal.SIGKILL)
+                self.process.wait()
+        self._turn_away()
+        return self.process.returncode if self.process else 0
+
+    def close(self) -> None:
+        """Stop it, and give its port up."""
+        self.stop()
+        if self._release is not None:
+            self._release()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _turn_away(self) -> None:
+        """Close every connection waiting on the socket while no server runs: its client learns
+        at once, and the next server never answers a request sent to the last."""
+        while self.listener is not None and self.listener.fileno() != -1 and select.select([self.listener], [], [], 0)[0]:
+            self.listener.accept()[0].close()
+
+
 class MockServer:
     """One running cms-mock service, driven through its control plane."""
 
-    def __init__(self, url: str, process: subprocess.Popen[bytes] | None = None, listener: socket.socket | None = None) -> None:
+    def __init__(self, url: str, server: ServerProcess | None = None) -> None:
         self.url = url.rstrip("/")
-        self._process = process
-        self._listener = listener
-        """The server's listening socket, kept open here until the server has stopped: while it
-        is, no other process can take the port, so whatever answers on it is this server."""
+        self._server = server
+        """The server's process when this plugin started it: it holds the port, so whatever answers there is this server."""
+        self._process = server.process if server else None
 
     def reset(self, keep_coverage: bool = False) -> None:
         """Every record back to the start state (the samples, or the fixtures file's); the
@@ -138,68 +275,31 @@ class MockServer:
 
     def stop(self) -> None:
         """Stop the server this plugin started, then give up its port."""
-        if self._process is not None and self._process.poll() is None:
-            os.killpg(self._process.pid, signal.SIGTERM)
-            try:
-                self._process.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self._process.pid, signal.SIGKILL)
-                self._process.wait()
-        if self._listener is not None:
-            self._listener.close()
+        if self._server is not None:
+            self._server.close()
 
 
 def start_server(service: str, data_dir: Path, fixtures: Path | None = None, timeout: float = 30) -> MockServer:
     """A new server of ``service`` on a free loopback port, once its ``/health`` answers 200.
 
-    The port is bound here, before the server starts, and the listening socket is handed to it
-    (``--fd``): the port is never free between its choice and the server's start, so another
-    process (another pytest-xdist worker's server) cannot take it and be taken for this one.
-    The server asks to be stopped when this process ends, however it ends (``workers``): call
-    this from a thread that lives as long as the server should.
+    The port is bound here and handed to the server (``ServerProcess``), which asks to be stopped
+    when this process ends, however it ends: call this from a thread that lives as long as the
+    server should.
     """
-    listener = socket.socket()
+    listener = listening()
+    # -P: the consumer's working directory is not on the path, so nothing there named cms_mock runs
+    command = [sys.executable, "-P", "-m", "cms_mock", "serve", service, "--fd", str(listener.fileno()), "--data-dir", str(data_dir)]
+    command += ["--log-level", "warning", *(["--fixtures", str(fixtures)] if fixtures else [])]
+    env = {name: value for name, value in os.environ.items() if name not in _SETTINGS}
+    server = ServerProcess(command, data_dir.parent / f"{service}-mock.log", env, listener=listener)
     try:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(128)
-        port = listener.getsockname()[1]
-        # -P: the consumer's working directory is not on the path, so nothing there named cms_mock runs
-        command = [sys.executable, "-P", "-m", "cms_mock", "serve", service, "--fd", str(listener.fileno()), "--data-dir", str(data_dir)]
-        command += ["--log-level", "warning", *(["--fixtures", str(fixtures)] if fixtures else [])]
-        log = data_dir.parent / f"{service}-mock.log"
-        env = {name: value for name, value in os.environ.items() if name not in _SETTINGS}
-        with open(log, "wb") as output:
-            # preexec_fn runs in the child before exec: tied to this process before it runs any code of its own
-            process = subprocess.Popen(
-                command,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-                pass_fds=(listener.fileno(),),
-                preexec_fn=functools.partial(tie_to_supervisor, os.getpid()),
-            )
-    except BaseException:
-        listener.close()
-        raise
-    server = MockServer(f"http://127.0.0.1:{port}", process, listener)
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"cms-mock {service} exited with {process.returncode}: {log.read_text(errors='replace')}")
-            try:
-                with _DIRECT.open(f"{server.url}/health", timeout=1) as response:
-                    if response.status == 200:
-                        if fixtures:
-                            server.reset()  # the fixtures are the start state, not only what a reset restores
-                        return server
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.05)
-        raise RuntimeError(f"cms-mock {service} did not become healthy within {timeout} s: {log.read_text(errors='replace')}")
+        mock = MockServer(server.url, server.start(timeout=timeout))
+        if fixtures:
+            mock.reset()  # the fixtures are the start state, not only what a reset restores
     except BaseException:  # never leave a server behind, whatever stopped the start (Ctrl-C included)
-        server.stop()
+        server.close()
         raise
+    return mock
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

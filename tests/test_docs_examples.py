@@ -50,9 +50,10 @@ from pathlib import Path
 
 import pytest
 
+from cms_mock.pytest_plugin import ServerProcess
 from tests.support import ROOT
 from tests.support.ports import free_port
-from tests.support.servers import LiveServer, ServerProcess, wait_healthy
+from tests.support.servers import LiveServer
 from tests.support.tools import require
 
 pytestmark = pytest.mark.live
@@ -128,13 +129,9 @@ class Started(ServerProcess):
     """A documented start command, run as written but on free ports (it binds them itself), in ``cwd``."""
 
     def __init__(self, command: str, cwd: Path, env: dict[str, str]) -> None:
-        super().__init__(env)
-        self.text, self.ports = on_free_ports(command)
-        self.cwd = cwd
-        self.log = cwd / f"server-{self.ports[0]}.log"
-
-    def command(self) -> list[str]:
-        return ["bash", "-c", f"cd {shlex.quote(str(self.cwd))} && {self.text}"]
+        self.text, ports = on_free_ports(command)
+        merged = {**os.environ, "LOG_LEVEL": "warning", **env}
+        super().__init__(["bash", "-c", f"cd {shlex.quote(str(cwd))} && {self.text}"], cwd / f"server-{ports[0]}.log", merged, ports=ports)
 
 
 def run_starts(starts: list[str], work: Path, env: dict[str, str]) -> None:
@@ -146,12 +143,10 @@ def run_starts(starts: list[str], work: Path, env: dict[str, str]) -> None:
     for command in starts:
         with Started(command, cwd, env).start(wait=False) as server:
             try:
-                assert server.process is not None
-                for port in server.ports:
-                    wait_healthy(f"http://127.0.0.1:{port}", server.process, START_TIMEOUT)
-            except (RuntimeError, TimeoutError) as exc:
+                server.wait_ready(START_TIMEOUT)
+            except RuntimeError as exc:
                 server.stop(signal.SIGKILL)
-                raise ExampleFailed(f"$ {server.text}\n{exc}:\n{server.output()}") from None
+                raise ExampleFailed(f"$ {server.text}\n{exc}") from None
             status = server.stop(signal.SIGINT)
         if status != 0:
             raise ExampleFailed(f"$ {server.text}\nexited with status {status} on SIGINT:\n{server.output()}")
