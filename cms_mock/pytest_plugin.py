@@ -199,7 +199,11 @@ class MockServer:
         self.url = url.rstrip("/")
         self._server = server
         """The server's process when this plugin started it: it holds the port, so whatever answers there is this server."""
-        self._process = server.process if server else None
+
+    @property
+    def _process(self) -> subprocess.Popen[bytes] | None:
+        """The server's process, None for a server of the consumer's (``--cms-mock-url``)."""
+        return self._server.process if self._server else None
 
     def reset(self, keep_coverage: bool = False) -> None:
         """Every record back to the start state (the samples, or the fixtures file's); the
