@@ -21,12 +21,12 @@ from connexion.middleware import ConnexionMiddleware, MiddlewarePosition
 from connexion.middleware.response_validation import ResponseValidationMiddleware
 from connexion.middleware.security import SecurityMiddleware
 from connexion.options import SwaggerUIOptions
-from connexion.resolver import Resolver
+from connexion.resolver import Resolution, Resolver
 from starlette.middleware.cors import CORSMiddleware
 
 from cms_mock.backends import make_state, make_store, where
 from cms_mock.errors import StoreRefused
-from cms_mock.handlers import admin
+from cms_mock.handlers import admin, records
 from cms_mock.handlers.runtime import Runtime
 from cms_mock.http import error_responses, protocol
 from cms_mock.http.documents import DOCS, Documents
@@ -37,6 +37,7 @@ from cms_mock.http.middleware import AccessLog, ApiKeyGuard, BodyLimit
 from cms_mock.http.recorder import Recorder
 from cms_mock.logs import configure_logging
 from cms_mock.openapi.patterns import check_patterns
+from cms_mock.openapi.resources import Resource
 from cms_mock.openapi.routes import SpecRoutes
 from cms_mock.openapi.validators import VALIDATOR_MAP
 from cms_mock.record_files import start_records
@@ -54,6 +55,21 @@ class SnakeCaseResolver(Resolver):
     def resolve_operation_id(self, operation: Any) -> str:
         module, _, name = super().resolve_operation_id(operation).rpartition(".")
         return f"{module}.{re.sub(r'(?<!^)(?=[A-Z])', '_', name).lower()}"
+
+
+class ResourceResolver(SnakeCaseResolver):
+    """Binds each operation of ``resource`` to the handler of what it does to the records; any
+    other names its own controller (``x-openapi-router-controller``)."""
+
+    def __init__(self, resource: Resource) -> None:
+        super().__init__()
+        self.resource = resource
+
+    def resolve(self, operation: Any) -> Resolution:
+        role = self.resource.roles.get(operation.operation_id)
+        if role is None:
+            return super().resolve(operation)
+        return Resolution(records.handler(self.resource, role), operation.operation_id)
 
 
 def create_app(settings: Settings) -> AsyncApp:
@@ -100,7 +116,7 @@ def create_app(settings: Settings) -> AsyncApp:
     )
     app.add_api(
         copy.deepcopy(spec),  # connexion resolves $refs in place; keep ours as written
-        resolver=SnakeCaseResolver(),
+        resolver=ResourceResolver(service.resource),
         validator_map=VALIDATOR_MAP,
         validate_responses=settings.debug,
         pythonic_params=False,

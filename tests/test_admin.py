@@ -11,10 +11,9 @@ import sys
 import httpx
 import pytest
 
-from cms_mock import samples
 from cms_mock.stores.records import STRING_ID_RULE
 from tests.support.app import build_client
-from tests.support.data import NEW_CUSTOMER, NEW_PROFILE
+from tests.support.data import NEW_CUSTOMER, NEW_PROFILE, sample_customers
 from tests.support.fuzzing import schemathesis_finds_nothing
 from tests.support.servers import LiveServer
 from tests.support.writers import Writers
@@ -28,17 +27,17 @@ STAMP = "2024-01-01T00:00:00.000000"
 @pytest.mark.own_app
 def test_reset_puts_the_samples_back_durably(client, tmp_path, backend):
     client.post("/api/customers", json=NEW_CUSTOMER)
-    client.delete(f"/api/customers/{samples.customers()[0]['id']}")
+    client.delete(f"/api/customers/{sample_customers()[0]['id']}")
     assert client.post("/__admin/reset").status_code == 204
-    assert client.get("/api/customers").json() == samples.customers()
+    assert client.get("/api/customers").json() == sample_customers()
     with build_client(tmp_path, **backend) as again:  # a restart over the same store
-        assert again.get("/api/customers").json() == samples.customers()
+        assert again.get("/api/customers").json() == sample_customers()
 
 
 def test_records_are_the_data_files_object_in_creation_order(client):
     created = client.post("/api/customers", json=NEW_CUSTOMER).json()
     records = client.get("/__admin/records").json()
-    assert list(records) == [c["id"] for c in samples.customers()] + [created["id"]]
+    assert list(records) == [c["id"] for c in sample_customers()] + [created["id"]]
     assert list(records.values()) == client.get("/api/customers").json()
 
 
@@ -183,7 +182,7 @@ def test_a_reset_through_one_worker_is_what_every_worker_serves(tmp_path, backen
                 http.post("/api/customers", json=NEW_CUSTOMER)
             assert http.post("/__admin/reset").status_code == 204
             seen = {tuple(c["id"] for c in http.get("/api/customers", headers={"Connection": "close"}).json()) for _ in range(20)}
-        assert seen == {tuple(c["id"] for c in samples.customers())}
+        assert seen == {tuple(c["id"] for c in sample_customers())}
 
 
 @pytest.mark.live

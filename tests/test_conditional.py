@@ -10,14 +10,13 @@ import re
 import httpx
 import pytest
 
-from cms_mock import samples
-from tests.support.data import NEW_CUSTOMER, NEW_PROFILE
+from tests.support.data import NEW_CUSTOMER, NEW_PROFILE, sample_customers
 from tests.support.servers import LiveServer
 
 pytestmark = pytest.mark.shared_app
 
 
-KNOWN = samples.customers()[0]["id"]
+KNOWN = sample_customers()[0]["id"]
 
 
 def test_the_etag_cycle_200_304_change_200_with_a_new_tag(client):

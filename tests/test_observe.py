@@ -10,12 +10,12 @@ import orjson
 import pytest
 from connexion.json_schema import resolve_refs
 
-from cms_mock import samples, services
+from cms_mock import services
 from cms_mock.handlers import admin
 from cms_mock.settings import Settings, SettingsError
 from tests.support import contract
 from tests.support.app import build_client
-from tests.support.data import NEW_CUSTOMER, NEW_PROFILE
+from tests.support.data import NEW_CUSTOMER, NEW_PROFILE, sample_customers
 
 pytestmark = pytest.mark.shared_app
 
@@ -162,7 +162,7 @@ def test_a_reset_clears_the_journal_coverage_and_fault_rules(client):
     assert journal(client)["total"] == 0
     assert client.get("/__admin/coverage").json()["summary"]["responses"]["covered"] == 0
     assert client.get("/__admin/faults").json() == []
-    assert client.get(f"/api/customers/{samples.customers()[0]['id']}").status_code == 200
+    assert client.get(f"/api/customers/{sample_customers()[0]['id']}").status_code == 200
 
 
 def test_a_fault_rule_answers_its_declared_error_changes_nothing_and_ends_after_times(client):

@@ -21,14 +21,14 @@ def test_the_wheel_bundles_the_spec_of_every_service(tmp_path):
     [wheel] = tmp_path.glob("cms_mock-*.whl")
     bundled = set(zipfile.ZipFile(wheel).namelist())
     for service in SERVICES.values():
-        assert f"cms_mock/specs/{service.spec_file}" in bundled
-        assert (ROOT / service.spec_file).read_bytes() == zipfile.ZipFile(wheel).read(f"cms_mock/specs/{service.spec_file}")
+        assert f"cms_mock/specs/{service.path.name}" in bundled
+        assert (ROOT / service.path.name).read_bytes() == zipfile.ZipFile(wheel).read(f"cms_mock/specs/{service.path.name}")
 
 
 def test_the_image_copies_the_spec_of_every_service():
     patterns = [p for line in re.findall(r"^COPY (.+) \./$", (ROOT / "Dockerfile").read_text(), re.MULTILINE) for p in line.split()]
     for service in SERVICES.values():
-        assert any(Path(service.spec_file).match(pattern) for pattern in patterns), service.spec_file
+        assert any(Path(service.path.name).match(pattern) for pattern in patterns), service.path.name
 
 
 def test_the_readme_and_the_development_page_give_exactly_the_command_ci_runs():

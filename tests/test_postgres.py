@@ -15,9 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cms_mock import samples
 from cms_mock.stores.postgres.schema import SCHEMA_VERSION
-from tests.support.data import NEW_CUSTOMER, NEW_PROFILE
+from tests.support.data import NEW_CUSTOMER, NEW_PROFILE, sample_customers
 from tests.support.ports import free_port
 from tests.support.postgres import Cluster
 from tests.support.servers import LiveServer
@@ -58,7 +57,7 @@ def test_two_instances_see_each_others_writes_at_once(pair):
     assert httpx.get(f"{first.url}/api/customers/{created['id']}").json() == updated
     assert httpx.delete(f"{first.url}/api/customers/{created['id']}").status_code == 204
     assert httpx.get(f"{second.url}/api/customers/{created['id']}").status_code == 404
-    assert list(everything(first.url).values()) == samples.customers()  # the samples went in once, not once per instance
+    assert list(everything(first.url).values()) == sample_customers()  # the samples went in once, not once per instance
 
 
 def test_concurrent_changes_from_both_instances_are_all_there_exactly(pair):
@@ -80,9 +79,9 @@ def test_concurrent_changes_from_both_instances_are_all_there_exactly(pair):
             made[key] = response.json()
     for key in doomed:
         del made[key]
-    expected = {c["id"]: c for c in samples.customers()} | made
+    expected = {c["id"]: c for c in sample_customers()} | made
     assert everything(first.url) == everything(second.url) == expected
-    assert list(everything(first.url))[:2] == [c["id"] for c in samples.customers()]  # creation order: the samples first
+    assert list(everything(first.url))[:2] == [c["id"] for c in sample_customers()]  # creation order: the samples first
 
 
 def test_profile_ids_from_two_instances_are_distinct_and_never_reused(tmp_path, database):
@@ -174,7 +173,7 @@ def test_the_list_of_many_records_streams_every_record_once(pair, postgres, data
     with httpx.stream("GET", f"{first.url}/api/customers", timeout=60) as response:
         assert response.headers.get("transfer-encoding") == "chunked"
         body = json.loads(response.read())
-    assert [r["id"] for r in body] == [c["id"] for c in samples.customers()] + [f"{n:08d}" for n in range(5000)]
+    assert [r["id"] for r in body] == [c["id"] for c in sample_customers()] + [f"{n:08d}" for n in range(5000)]
 
 
 def test_a_database_at_a_newer_schema_version_is_refused_and_left_alone(tmp_path, postgres, database):

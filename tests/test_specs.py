@@ -7,6 +7,7 @@ import yaml
 from openapi_spec_validator import validate
 
 from cms_mock.openapi.patterns import check_patterns
+from cms_mock.services import SERVICES
 from tests.support import ROOT
 
 
@@ -39,3 +40,21 @@ def test_spec_is_valid_openapi_without_duplicate_keys(name):
 def test_a_spec_the_server_cannot_use_stops_the_start(bad):
     with pytest.raises(ValueError, match=r"pattern|x-error"):
         check_patterns({"components": {"schemas": {"S": bad}}})
+
+
+def test_the_built_in_services_start_with_the_seeds_records():
+    """Their start records are their lists' examples: the seed's first customer, first."""
+    first = SERVICES["cms"].rules.samples()[0]
+    assert first == {
+        "id": "e20a1b70-67c9-4fb4-9f6d-56ba97a87c14",
+        "name": "John Doe",
+        "email": "john.doe@example.com",
+        "phone": "+1-555-0101",
+        "address": "123 Main St, New York, NY 10001",
+        "company": "Tech Corp",
+        "status": "active",
+        "created_at": "2026-02-01T10:00:00.000000",
+        "updated_at": "2026-02-01T10:00:00.000000",
+    }
+    assert [record["id"] for record in SERVICES["profile"].rules.samples()] == [1, 2, 3]
+    assert SERVICES["cms"].rules.samples() is not SERVICES["cms"].rules.samples()  # each caller its own copy

@@ -15,7 +15,6 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from cms_mock import samples
 from cms_mock.errors import CorruptDataFile
 from cms_mock.handlers.runtime import json_array_response
 from cms_mock.services import SERVICES
@@ -23,7 +22,7 @@ from cms_mock.stores import Listing, Streamed, datafile
 from cms_mock.stores.datafile import _document, _members, _records, render
 from cms_mock.stores.file import FileStore
 from tests.support.app import build_client
-from tests.support.data import NEW_CUSTOMER
+from tests.support.data import NEW_CUSTOMER, sample_customers
 
 
 def open_store(data_dir: Path, ids: str = "uuid4") -> FileStore:
@@ -37,8 +36,8 @@ def test_a_missing_file_is_created_with_the_samples_in_the_seed_format(tmp_path)
     path = tmp_path / "customers.json"
     text = path.read_text(encoding="utf-8")
     document = json.loads(text)
-    assert list(document) == [c["id"] for c in samples.customers()]
-    assert document == {c["id"]: c for c in samples.customers()}
+    assert list(document) == [c["id"] for c in sample_customers()]
+    assert document == {c["id"]: c for c in sample_customers()}
     assert text == json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
@@ -91,7 +90,7 @@ def test_the_served_list_is_one_json_array_small_or_streamed(count, held):
 
 def test_an_empty_store_is_an_empty_object_and_stays_empty_after_restart(tmp_path):
     store = open_store(tmp_path)
-    for customer in samples.customers():
+    for customer in sample_customers():
         asyncio.run(store.delete(customer["id"]))
     assert (tmp_path / "customers.json").read_text() == "{}\n"
     assert asyncio.run(open_store(tmp_path).count()) == 0
@@ -170,7 +169,7 @@ def test_member_by_member_reading_agrees_with_a_whole_parse(tmp_path):
 
 @pytest.mark.parametrize("indent", [None, 4, 1])
 def test_a_valid_file_in_another_layout_is_read_whole(tmp_path, indent):
-    customers = {c["id"]: c for c in samples.customers()}
+    customers = {c["id"]: c for c in sample_customers()}
     (tmp_path / "customers.json").write_text(json.dumps(customers, indent=indent))
     assert listed(open_store(tmp_path)) == list(customers.values())
 

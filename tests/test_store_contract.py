@@ -17,7 +17,6 @@ from typing import Any
 import orjson
 import pytest
 
-from cms_mock import samples
 from cms_mock.errors import ApiError, InvalidBody, RecordNotFound, StoreUnavailable
 from cms_mock.services import SERVICES
 from cms_mock.stores import Listing, Query, RecordStore
@@ -25,7 +24,7 @@ from cms_mock.stores.file import FileStore
 from cms_mock.stores.memory import MemoryStore
 from cms_mock.stores.postgres import PostgresStore
 from cms_mock.stores.records import LARGEST_ID, timestamp
-from tests.support.data import NEW_CUSTOMER, NEW_PROFILE
+from tests.support.data import NEW_CUSTOMER, NEW_PROFILE, sample_customers, sample_profiles
 
 Opener = Callable[[str], contextlib.AbstractAsyncContextManager[RecordStore]]
 
@@ -80,9 +79,9 @@ def run(scenario: Any) -> Any:
 def test_a_new_store_holds_the_samples_in_order(store_of):
     async def scenario() -> None:
         async with store_of("cms") as cms, store_of("profile") as profiles:
-            assert await records(cms) == samples.customers()
-            assert await records(profiles) == samples.profiles()
-            assert await cms.count() == len(samples.customers())
+            assert await records(cms) == sample_customers()
+            assert await records(profiles) == sample_profiles()
+            assert await cms.count() == len(sample_customers())
             assert await cms.problem() is None
 
     run(scenario())
@@ -182,7 +181,7 @@ def test_replace_all_takes_records_as_given_in_their_order(store_of):
 def test_an_emptied_store_stays_empty_after_a_restart(store_of):
     async def scenario() -> None:
         async with store_of("cms") as store:
-            for customer in samples.customers():
+            for customer in sample_customers():
                 await store.delete(customer["id"])
         async with store_of("cms") as store:
             assert await store.count() == 0  # the samples went in once, when the store was new
@@ -226,7 +225,7 @@ def test_a_closed_store_refuses_writes_and_changes_nothing(store_of):
         async with store_of("cms") as store:
             await store.close()  # closing twice (here, and as the block ends) is harmless
             with pytest.raises(StoreUnavailable, match="closed; nothing was changed"):
-                await store.update(samples.customers()[0]["id"], {"name": "x"})
+                await store.update(sample_customers()[0]["id"], {"name": "x"})
         with pytest.raises(StoreUnavailable, match="closed; nothing was changed"):
             await store.create(dict(NEW_CUSTOMER))
 
@@ -239,7 +238,7 @@ def test_concurrent_updates_of_one_record_are_each_made_once_in_some_order(store
 
     async def scenario() -> None:
         async with store_of("cms") as store:
-            key = samples.customers()[0]["id"]
+            key = sample_customers()[0]["id"]
             answers = [json.loads(b) for b in await asyncio.gather(*(store.update(key, {"name": f"N{i}"}) for i in range(60)))]
             stamps = [a["updated_at"] for a in answers]
             assert len(set(stamps)) == 60

@@ -15,12 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cms_mock import samples
 from cms_mock.errors import ApiError, StoreUnavailable
 from cms_mock.services import SERVICES
 from cms_mock.stores import datafile
 from cms_mock.stores.file import FileStore
-from tests.support.data import NEW_CUSTOMER, NEW_PROFILE
+from tests.support.data import NEW_CUSTOMER, NEW_PROFILE, sample_customers
 from tests.support.servers import LiveServer
 
 
@@ -65,7 +64,7 @@ def test_a_data_file_damaged_in_place_is_served_as_it_was_and_never_overwritten(
     with pytest.raises(StoreUnavailable, match="changed by hand"):
         asyncio.run(store.create(dict(NEW_CUSTOMER)))
     assert path.read_text() == "{ x"
-    path.write_bytes(b"".join(datafile.render({c["id"]: datafile.encode(c) for c in samples.customers()[:1]})))
+    path.write_bytes(b"".join(datafile.render({c["id"]: datafile.encode(c) for c in sample_customers()[:1]})))
     assert len(asyncio.run(store.list())) == 1  # repaired: read again, and writes work
     assert asyncio.run(store.problem()) is None
     asyncio.run(store.create(dict(NEW_CUSTOMER)))

@@ -12,11 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cms_mock import samples, transfer
+from cms_mock import transfer
 from cms_mock.services import SERVICES
 from cms_mock.settings import flag_help
 from tests.support.contract import Contract
-from tests.support.data import NEW_CUSTOMER, NEW_PROFILE
+from tests.support.data import NEW_CUSTOMER, NEW_PROFILE, sample_customers
 from tests.support.postgres import Cluster
 from tests.support.servers import LiveServer
 
@@ -67,7 +67,7 @@ def test_profiles_keep_their_integer_ids_and_new_ones_go_on_after_them(tmp_path:
 def test_an_invalid_file_is_refused_whole_listing_every_problem_and_nothing_changes(tmp_path: Path):
     data = tmp_path / "data"
     data.mkdir()
-    (data / "customers.json").write_text(json.dumps({c["id"]: c for c in samples.customers()}, indent=2))
+    (data / "customers.json").write_text(json.dumps({c["id"]: c for c in sample_customers()}, indent=2))
     before = (data / "customers.json").read_bytes()
     good = json.loads(before)
     first = next(iter(good))

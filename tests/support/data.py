@@ -8,7 +8,19 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+from cms_mock.services import SERVICES
 from cms_mock.stores.datafile import encode, render
+
+
+def sample_customers() -> list[dict[str, Any]]:
+    """The customers a new CMS store starts with: its spec's list example."""
+    return SERVICES["cms"].rules.samples()
+
+
+def sample_profiles() -> list[dict[str, Any]]:
+    """The profiles a new profile store starts with: its spec's list example."""
+    return SERVICES["profile"].rules.samples()
+
 
 NEW_CUSTOMER = {
     "name": "Alice Johnson",

@@ -1,0 +1,142 @@
+"""The resources a spec declares: which paths hold records, and what each operation does to them.
+
+A collection path (``/pets``) and its item path (``/pets/{petId}``) form a resource: ``GET`` on
+the collection lists, ``POST`` creates; on the item ``GET`` reads, ``PUT`` and ``PATCH`` update,
+``DELETE`` deletes. The stored record is what the item's ``GET`` answers. An operation that
+names its own handler (``x-openapi-router-controller``) is the engine's, not a resource's.
+
+What cannot be told from the paths is declared on the collection path with ``x-cms-mock``:
+``data-file`` (the JSON store's file, ``<last segment>.json`` otherwise), ``noun`` (what a 404
+calls a record, the record schema's name otherwise) and ``start`` (``examples``: a store that
+was never written starts with the list's 200 example, else empty).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+from cms_mock.openapi.routes import METHODS, resolved
+
+Role = Literal["list", "create", "read", "update", "delete"]
+
+EXTENSION = "x-cms-mock"
+"""The vendor extension that declares what the engine cannot infer from a spec."""
+
+_COLLECTION_ROLES: dict[str, Role] = {"get": "list", "post": "create"}
+_ITEM_ROLES: dict[str, Role] = {"get": "read", "put": "update", "patch": "update", "delete": "delete"}
+
+
+class SpecProblem(ValueError):
+    """A spec the engine cannot serve: where (a JSON pointer), what is wrong, and what to add."""
+
+    def __init__(self, pointer: str, problem: str) -> None:
+        super().__init__(f"{pointer}: {problem}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Resource:
+    """A kind of record and the operations on it, as the spec declares them."""
+
+    name: str
+    """The collection path's last segment (``customers``)."""
+    collection: str
+    """The collection's path template (``/api/customers``): where ``Location`` points under."""
+    item: str
+    id_parameter: str
+    """The item path's parameter, as connexion passes it to a handler."""
+    record_schema: str
+    """The name of the schema the item's ``GET`` answers (``components/schemas``)."""
+    roles: dict[str, Role]
+    """Each operation's ``operationId`` and what it does."""
+    bodies: dict[Role, str]
+    """The name of the request body's schema of ``create`` and ``update``: the fields they take."""
+    declared: dict[str, Any]
+    """The collection path's ``x-cms-mock``."""
+
+    @property
+    def list_operation(self) -> str:
+        return next(operation for operation, role in self.roles.items() if role == "list")
+
+    @property
+    def data_file(self) -> str:
+        return str(self.declared.get("data-file", f"{self.name}.json"))
+
+    @property
+    def noun(self) -> str:
+        return str(self.declared.get("noun", self.record_schema))
+
+    def start_records(self, spec: dict[str, Any]) -> list[dict[str, Any]]:
+        """What a store that was never written starts with: the list's 200 example, when
+        ``start: examples`` says so; nothing otherwise."""
+        if self.declared.get("start") != "examples":
+            return []
+        listing = resolved(spec, spec["paths"][self.collection]["get"]["responses"]["200"])
+        return list(listing["content"]["application/json"]["example"])
+
+
+def find(spec: dict[str, Any]) -> list[Resource]:
+    """Every resource of ``spec``, in the order of its collection paths; a ``SpecProblem`` for
+    one that lacks what the engine needs (a list, a read answering a named schema)."""
+    paths: dict[str, Any] = spec.get("paths", {})
+    found = []
+    for template, item in paths.items():
+        if template.endswith("}") or not _served(item, _COLLECTION_ROLES):
+            continue
+        children = [path for path in paths if path.startswith(template + "/{") and path.endswith("}") and "/" not in path[len(template) + 1 :]]
+        if len(children) != 1:
+            raise SpecProblem(_pointer(template), f"a collection needs one item path {template}/{{id}}, found {len(children)}")
+        found.append(_resource(spec, template, children[0]))
+    return found
+
+
+def _served(item: dict[str, Any], roles: dict[str, Role]) -> bool:
+    """Whether the path item has an operation of ``roles`` that no handler of its own claims."""
+    return any(method in roles and "x-openapi-router-controller" not in item[method] for method in item)
+
+
+def _resource(spec: dict[str, Any], collection: str, item: str) -> Resource:
+    paths = spec["paths"]
+    roles: dict[str, Role] = {}
+    bodies: dict[Role, str] = {}
+    for template, table in ((collection, _COLLECTION_ROLES), (item, _ITEM_ROLES)):
+        for method in METHODS:
+            operation = paths[template].get(method)
+            if operation is None or method not in table:
+                continue
+            if "operationId" not in operation:
+                raise SpecProblem(_pointer(template, method), "every operation of a resource needs an operationId")
+            role = roles[operation["operationId"]] = table[method]
+            if role in ("create", "update"):
+                body = resolved(spec, operation.get("requestBody", {}))
+                bodies[role] = _schema_name(spec, body, _pointer(template, method, "requestBody"))
+    if "list" not in roles.values() or "read" not in roles.values():
+        raise SpecProblem(_pointer(collection), "a resource needs a GET on its collection and on its item")
+    read = paths[item]["get"]
+    record = _schema_name(spec, resolved(spec, read["responses"]["200"]), _pointer(item, "get", "responses", "200"))
+    return Resource(
+        name=collection.rsplit("/", 1)[1],
+        collection=collection,
+        item=item,
+        id_parameter=item.rsplit("{", 1)[1].rstrip("}"),
+        record_schema=record,
+        roles=roles,
+        bodies=bodies,
+        declared=dict(paths[collection].get(EXTENSION, {})),
+    )
+
+
+def _schema_name(spec: dict[str, Any], holder: dict[str, Any], pointer: str) -> str:
+    """The name of the ``components/schemas`` entry a request body or response's JSON names."""
+    schema = holder.get("content", {}).get("application/json", {}).get("schema", {})
+    prefix = "#/components/schemas/"
+    reference = schema.get("$ref", "")
+    if not reference.startswith(prefix):
+        raise SpecProblem(pointer, f"its application/json schema must be a $ref to {prefix}<name>")
+    return str(reference.removeprefix(prefix))
+
+
+def _pointer(template: str, *parts: str) -> str:
+    """The JSON pointer (RFC 6901) of a path item or what is under it."""
+    escaped = template.replace("~", "~0").replace("/", "~1")
+    return "/".join(["#", "paths", escaped, *parts])
