@@ -30,19 +30,20 @@ from cms_mock.handlers import admin, records
 from cms_mock.handlers.runtime import Runtime
 from cms_mock.http import error_responses, protocol
 from cms_mock.http.documents import DOCS, Documents
+from cms_mock.http.error_responses import SpecDialect
 from cms_mock.http.faults import FaultInjector, Faults
 from cms_mock.http.gate import RequestGate
 from cms_mock.http.metrics_page import METRICS_PATH, MetricsPage
 from cms_mock.http.middleware import AccessLog, ApiKeyGuard, BodyLimit
 from cms_mock.http.recorder import Recorder
 from cms_mock.logs import configure_logging
+from cms_mock.openapi import additions
 from cms_mock.openapi.patterns import check_patterns
 from cms_mock.openapi.resources import Resource
-from cms_mock.openapi.routes import SpecRoutes
+from cms_mock.openapi.routes import SpecRoutes, base_path, prefixed
 from cms_mock.openapi.validators import VALIDATOR_MAP
 from cms_mock.record_files import start_records
-from cms_mock.services import load_spec
-from cms_mock.services import service as service_named
+from cms_mock.services import load_spec, served
 from cms_mock.settings import Settings
 from cms_mock.workers import SUPERVISOR, tie_to_supervisor
 
@@ -61,21 +62,23 @@ class ResourceResolver(SnakeCaseResolver):
     """Binds each operation of ``resource`` to the handler of what it does to the records; any
     other names its own controller (``x-openapi-router-controller``)."""
 
-    def __init__(self, resource: Resource) -> None:
+    def __init__(self, resource: Resource, base: str) -> None:
         super().__init__()
         self.resource = resource
+        self.base = base
 
     def resolve(self, operation: Any) -> Resolution:
         role = self.resource.roles.get(operation.operation_id)
         if role is None:
             return super().resolve(operation)
-        return Resolution(records.handler(self.resource, role), operation.operation_id)
+        return Resolution(records.handler(self.resource, role, self.base), operation.operation_id)
 
 
 def create_app(settings: Settings) -> AsyncApp:
     """Build the app for ``settings.service``; its store opens when the app starts."""
-    service = service_named(settings.service)
-    spec = service.load_spec()
+    service = served(settings)
+    spec = additions.served(service.load_spec())
+    base = base_path(spec)
     check_patterns(spec)
     start = start_records(service, settings.fixtures)
     faults = Faults(spec)
@@ -95,7 +98,7 @@ def create_app(settings: Settings) -> AsyncApp:
             raise
         state = make_state(settings, service, store, list(faults.declared))
         await state.open()
-        runtime = Runtime(spec, store, service.rules, start, state, faults, service.collection)
+        runtime = Runtime(spec, store, service.rules, start, state, faults, service.collection, additions.count_field(spec))
         logger.info("%s serving the records in %s", runtime.title, where(settings, service))
         try:
             yield {"runtime": runtime}
@@ -116,12 +119,12 @@ def create_app(settings: Settings) -> AsyncApp:
     )
     app.add_api(
         copy.deepcopy(spec),  # connexion resolves $refs in place; keep ours as written
-        resolver=ResourceResolver(service.resource),
+        resolver=ResourceResolver(service.resource, base),
         validator_map=VALIDATOR_MAP,
         validate_responses=settings.debug,
         pythonic_params=False,
     )
-    routing = spec
+    routing = prefixed(spec, base)
     if control is not None:
         app.add_api(
             copy.deepcopy(control),
@@ -132,9 +135,9 @@ def create_app(settings: Settings) -> AsyncApp:
             pythonic_params=False,
             swagger_ui_options=SwaggerUIOptions(swagger_ui=False, serve_spec=False),  # Documents serves its document and page
         )
-        routing = admin.with_admin_paths(spec, control)
+        routing = admin.with_admin_paths(routing, control)
     routes = SpecRoutes(routing)
-    error_responses.register(app, service.dialect)
+    error_responses.register(app, service.dialect or SpecDialect(spec, SpecRoutes(prefixed(spec, base)), admin.PREFIX + "/"))
     app.add_middleware(
         CORSMiddleware,
         position=MiddlewarePosition.BEFORE_EXCEPTION,
@@ -156,7 +159,7 @@ def create_app(settings: Settings) -> AsyncApp:
     if settings.metrics:
         app.add_middleware(MetricsPage, position=MiddlewarePosition.BEFORE_SWAGGER, service=service.key)
     secured = bool(settings.api_key)  # the page offers Authorize only when a key is checked
-    app.add_middleware(Documents, position=MiddlewarePosition.BEFORE_SWAGGER, spec=spec, secured=secured)
+    app.add_middleware(Documents, position=MiddlewarePosition.BEFORE_SWAGGER, spec=spec, base=base, secured=secured)
     if control is not None:
         app.add_middleware(Documents, position=MiddlewarePosition.BEFORE_SWAGGER, spec=control, prefix=admin.PREFIX, secured=secured)
     app.add_middleware(RequestGate, position=MiddlewarePosition.BEFORE_SWAGGER, routes=routes, assets=DOCS)
@@ -177,7 +180,7 @@ def create_app(settings: Settings) -> AsyncApp:
 def check_store(settings: Settings) -> None:
     """Open and close the store once, as a worker will: raises ``StoreRefused`` (or
     ``OSError``) now, in the supervisor, rather than in workers it would start again and again."""
-    store = make_store(settings, service_named(settings.service))
+    store = make_store(settings, served(settings))
 
     async def check() -> None:
         await store.open()

@@ -25,7 +25,7 @@ from cms_mock.errors import StoreRefused
 from cms_mock.http import protocol
 from cms_mock.logs import configure_logging
 from cms_mock.record_files import InvalidRecords, start_records
-from cms_mock.services import SERVICES, service
+from cms_mock.services import SERVICES, served, service
 from cms_mock.settings import TABLE, Settings, SettingsError, flag_values
 from cms_mock.workers import STATE_DIR, SUPERVISOR
 
@@ -72,6 +72,8 @@ def _meaningless(args: argparse.Namespace, target: str) -> str | None:
     bound = [flag for flag in ("host", "port") if getattr(args, flag) is not None]
     if args.fd is not None and bound:
         return f"--{bound[0]} has no meaning with --fd: the socket is bound already"
+    if args.spec is not None and (target == "all" or args.words[-1:] == [target]):
+        return f"--spec serves the spec it names: 'cms-mock serve --spec FILE', without '{target}'"
     if args.in_memory and args.data_dir is not None:
         return "--data-dir has no meaning with --in-memory: nothing is written"
     return transfer.meaningless_store_flag(args)
@@ -134,7 +136,7 @@ async def _serve(servers: list[_Server]) -> int:
 
 
 def _port(settings: Settings) -> int:
-    return settings.port if settings.port is not None else service(settings.service).default_port
+    return settings.port if settings.port is not None else served(settings).default_port
 
 
 def _config(settings: Settings) -> uvicorn.Config:
@@ -201,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         inherited = None if first.fd is None else [_listening(first.fd)]
         for settings in all_settings:
             settings.check_data_dir()
-            start_records(service(settings.service), settings.fixtures)
+            start_records(served(settings), settings.fixtures)
     except (SettingsError, InvalidRecords) as exc:
         print(f"cms-mock: {exc}", file=sys.stderr)
         return 2

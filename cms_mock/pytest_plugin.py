@@ -88,7 +88,8 @@ class ServerProcess:
     ``start()`` after a ``stop()`` serves the same port, and a connection left waiting on it while
     no server runs is closed, never answered by a server it was not sent to. Without one, the
     command binds ``ports`` itself (a server with several workers cannot serve a socket handed
-    over), and another process may take them first.
+    over), and another process may take them first. ``base``: where the API's paths, its health
+    check among them, begin (a spec's ``servers`` path, such as ``/v2``).
 
     The process asks to be stopped when the thread that started it ends, however it ends
     (``workers``): start it from a thread that lives as long as the server should. ``env`` is its
@@ -97,9 +98,17 @@ class ServerProcess:
     """
 
     def __init__(
-        self, command: Sequence[str], log: Path, env: Mapping[str, str] | None = None, *, listener: socket.socket | None = None, ports: Sequence[int] = ()
+        self,
+        command: Sequence[str],
+        log: Path,
+        env: Mapping[str, str] | None = None,
+        *,
+        listener: socket.socket | None = None,
+        ports: Sequence[int] = (),
+        base: str = "",
     ) -> None:
         self.command = list(command)
+        self.base = base
         self.log = log
         self.env = env
         self.listener = listener
@@ -140,13 +149,13 @@ class ServerProcess:
         return self
 
     def wait_ready(self, timeout: float = 30) -> None:
-        """Until each port's ``/health`` answers 200; RuntimeError, with the log, if the process
+        """Until each port's health check answers 200; RuntimeError, with the log, if the process
         exits first or ``timeout`` seconds (for each port) run out."""
         if self.process is None:
             raise RuntimeError("the server was never started")
         for port in self.ports:
             try:
-                wait_healthy(f"http://127.0.0.1:{port}", self.process, timeout)
+                wait_healthy(f"http://127.0.0.1:{port}{self.base}", self.process, timeout)
             except (RuntimeError, TimeoutError) as exc:
                 raise RuntimeError(f"{exc}: {self.output()}") from None
 

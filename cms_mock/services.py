@@ -4,7 +4,7 @@ A service is its spec file: the records (``openapi.resources``), and, in the spe
 ``x-cms-mock``, what the paths cannot say: ``service`` (its name: ``SERVICE``, the PostgreSQL
 table, the metrics' label) and ``errors`` (how its error bodies are written: ``detail``,
 FastAPI's ``{"detail": ...}``, or ``error``, ``{"error": ...}``). Its default port is the first
-``servers`` URL's.
+``servers`` URL's. A spec that declares no ``errors`` gets the bodies each operation declares.
 
 The built-in services are the specs at the repository root (bundled in the wheel under
 ``cms_mock/specs``): adding one is adding its spec to ``BUILT_IN``.
@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import re
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,9 @@ import yaml
 from cms_mock.http.error_responses import DetailDialect, Dialect, ErrorDialect
 from cms_mock.openapi.collection import Collection
 from cms_mock.openapi.resources import EXTENSION, Resource, SpecProblem, find
-from cms_mock.settings import SettingsError
-from cms_mock.stores.records import IdPolicy, RecordRules
+from cms_mock.openapi.schemas import named
+from cms_mock.settings import Settings, SettingsError
+from cms_mock.stores.records import RecordRules
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -52,9 +54,14 @@ def read_spec(path: Path) -> dict[str, Any]:
         return yaml.load(handle, Loader=_YAML_LOADER)  # type: ignore[no-any-return]
 
 
-_DIALECTS: dict[str, tuple[Dialect, str]] = {"detail": (DetailDialect(), "FieldProblems"), "error": (ErrorDialect(), "ErrorMessage")}
+_DIALECTS: dict[str, tuple[Dialect | None, str | None]] = {
+    "detail": (DetailDialect(), "FieldProblems"),
+    "error": (ErrorDialect(), "ErrorMessage"),
+    "spec": (None, None),
+}
 """Each error dialect, and the schema of the control plane's 422 body in it: ``admin-openapi.yaml``'s
-``FieldProblems`` (FastAPI's list, indices included) or the service's own ``ErrorMessage``."""
+``FieldProblems`` (FastAPI's list, indices included) or the service's own ``ErrorMessage``;
+``spec`` (the default): the bodies each operation declares, and problem details for the control plane."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,9 +69,10 @@ class Service:
     key: str
     path: Path
     resource: Resource
-    dialect: Dialect
-    validation_schema: str
-    """The schema of the control plane's 422 body in this service's dialect."""
+    dialect: Dialect | None
+    """How errors are written; None: as each operation of the spec declares them."""
+    validation_schema: str | None
+    """The schema of the control plane's 422 body in this service's dialect (None: problem details)."""
     default_port: int
     rules: RecordRules
 
@@ -72,24 +80,33 @@ class Service:
     def read(cls, path: Path) -> Service:
         """The service ``path``'s spec declares; a ``SpecProblem`` saying what it lacks."""
         spec = read_spec(path)
+        if not isinstance(spec, dict) or not str(spec.get("openapi", "")).startswith("3.0"):
+            found = spec.get("openapi", spec.get("swagger", "no version")) if isinstance(spec, dict) else type(spec).__name__
+            raise SpecProblem("#/openapi", f"cms-mock serves OpenAPI 3.0 documents; this one is {found!r}")
         declared = spec.get(EXTENSION, {})
         resources = find(spec)
         if len(resources) != 1:
             raise SpecProblem("#/paths", f"a service serves one resource (a collection and its item paths), found {len(resources)}")
         resource = resources[0]
-        errors = declared.get("errors", "detail")
+        errors = declared.get("errors", "spec")
         if errors not in _DIALECTS:
             raise SpecProblem(f"#/{EXTENSION}/errors", f"must be one of {', '.join(_DIALECTS)}, not {errors!r}")
         dialect, validation_schema = _DIALECTS[errors]
         start = resource.start_records(spec)
+        record = named(spec, resource.record_schema)["properties"]
         return cls(
-            key=str(declared.get("service", path.name.removesuffix(".yaml").removesuffix(".json"))),
+            key=str(declared.get("service", re.sub(r"[^a-z0-9]+", "_", path.stem.lower()).strip("_") or "api")),
             path=path,
             resource=resource,
             dialect=dialect,
             validation_schema=validation_schema,
             default_port=_port(spec),
-            rules=RecordRules(_id_policy(spec, resource), lambda: copy.deepcopy(start), resource.noun),
+            rules=RecordRules(
+                "int" if record.get("id", {}).get("type") == "integer" else "uuid4",  # integers are counted; any other id is a UUID v4
+                lambda: copy.deepcopy(start),
+                resource.noun,
+                stamped={"created_at", "updated_at"} <= record.keys(),
+            ),
         )
 
     @property
@@ -129,13 +146,25 @@ def _port(spec: dict[str, Any]) -> int:
     return url.port or 8080
 
 
-def _id_policy(spec: dict[str, Any], resource: Resource) -> IdPolicy:
-    """Integer ids are counted; any other kind is a UUID v4 string."""
-    record = spec["components"]["schemas"][resource.record_schema]
-    return "int" if record["properties"].get("id", {}).get("type") == "integer" else "uuid4"
-
-
 SERVICES = {service.key: service for service in (Service.read(spec_path(name)) for name in BUILT_IN)}
+
+
+@functools.cache
+def _user_spec(path: Path) -> Service:
+    """The service of a user's spec, read once per process; a ``SettingsError`` saying why it cannot be served."""
+    try:
+        return Service.read(path)
+    except OSError as exc:
+        raise SettingsError(f"SPEC {path} cannot be read: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"SPEC {path} is not YAML or JSON: {exc}") from None
+    except SpecProblem as exc:
+        raise SettingsError(f"SPEC {path} cannot be served: {exc}") from None
+
+
+def served(settings: Settings) -> Service:
+    """The service ``settings`` serve: their ``SPEC`` file's, or the built-in one ``SERVICE`` names."""
+    return service(settings.service) if settings.spec is None else _user_spec(settings.spec.resolve())
 
 
 def service(key: str) -> Service:

@@ -242,6 +242,14 @@ TABLE = (
         read=setting_text.read_bool,
     ),
     Setting("SERVICE", None, "service", "which contract 'uvicorn cms_mock.app:app' serves ({services}); the cms-mock command takes it as 'serve NAME'"),
+    Setting(
+        "SPEC",
+        "--spec",
+        "spec",
+        "an OpenAPI 3.0 file (YAML or JSON) to serve instead of a built-in service: its resources become stateful, validated mocks",
+        read=setting_text.read_path_blank_as_unset,
+        flag_type=Path,
+    ),
     Setting(None, "--in-memory", "in_memory", "keep records in memory only and write nothing (one worker, no DATABASE_URL)"),
     Setting(
         None,
@@ -323,6 +331,7 @@ class Settings:
     database_timeout: float = 5.0
     admin_api: bool = True
     fixtures: Path | None = None
+    spec: Path | None = None
     journal_size: int = 1000
     metrics: bool = True
     fd: int | None = None
@@ -334,8 +343,9 @@ class Settings:
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         object.__setattr__(self, "cors_origins", tuple(self.cors_origins))
-        if self.fixtures is not None:
-            object.__setattr__(self, "fixtures", Path(self.fixtures))
+        for field in ("fixtures", "spec"):
+            if getattr(self, field) is not None:
+                object.__setattr__(self, field, Path(getattr(self, field)))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -21,7 +21,9 @@ from cms_mock.errors import ApiError, FieldError, InvalidBody
 from cms_mock.handlers.runtime import current, json_response
 from cms_mock.handlers.service import prefers_html
 from cms_mock.openapi import coverage
+from cms_mock.openapi.error_bodies import PROBLEM_SCHEMA
 from cms_mock.openapi.problems import MAX_PROBLEMS
+from cms_mock.openapi.schemas import named
 from cms_mock.services import Service
 from cms_mock.stores.records import MADE, RecordRules
 
@@ -34,16 +36,17 @@ def admin_spec(raw: dict[str, Any], service: Service, service_spec: dict[str, An
     the placeholders (``x-from-service``) pointing at its record and its error bodies."""
     spec = copy.deepcopy(raw)
     own = service_spec["components"]["schemas"]
-    record = own[service.record_schema]
+    record = named(service_spec, service.record_schema)
     rules = service.rules
     record_input = copy.deepcopy(record)
     record_input["required"] = [name for name in record.get("required", []) if name not in MADE]
     record_input["properties"]["id"] = rules.id_schema()
+    problem = {"$ref": "#/components/schemas/ErrorMessage"}  # with a spec's own error bodies, the control plane's are problem details
     filled = {
         "record": {"$ref": f"#/components/schemas/{service.record_schema}"},
         "record-input": record_input,
-        "error": own["ErrorMessage"],
-        "validation-error": {"$ref": f"#/components/schemas/{service.validation_schema}"},
+        "error": PROBLEM_SCHEMA if service.dialect is None else own["ErrorMessage"],
+        "validation-error": problem if service.validation_schema is None else {"$ref": f"#/components/schemas/{service.validation_schema}"},
     }
     schemas = spec["components"]["schemas"]
     for name, schema in list(schemas.items()):

@@ -15,9 +15,10 @@ from cms_mock.openapi.resources import Resource, Role
 Handler = Callable[..., Awaitable[Response]]
 
 
-def handler(resource: Resource, role: Role) -> Handler:
-    """The handler of ``role`` on ``resource``. It takes what connexion passes (``**params``:
-    the declared query parameters, the path's id, ``body``) and answers from the app's store."""
+def handler(resource: Resource, role: Role, base: str) -> Handler:
+    """The handler of ``role`` on ``resource``, served under ``base``. It takes what connexion
+    passes (``**params``: the declared query parameters, the path's id, ``body``) and answers
+    from the app's store."""
     key = sanitized(resource.id_parameter)  # the name connexion passes the id under
 
     async def list_records(**params: Any) -> Response:
@@ -25,7 +26,8 @@ def handler(resource: Resource, role: Role) -> Handler:
 
     async def create_record(body: dict[str, Any], **_params: Any) -> Response:
         runtime = current()
-        return created_response(await runtime.store.create(runtime.pick(resource.bodies["create"], body)), resource.collection)
+        record = await runtime.store.create(runtime.pick(resource.bodies["create"], body))
+        return created_response(record, base + resource.collection, resource.created)
 
     async def read_record(**params: Any) -> Response:
         return record_response(await current().store.get(str(params[key])))

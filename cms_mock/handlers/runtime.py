@@ -16,6 +16,7 @@ from cms_mock.errors import StoreUnavailable
 from cms_mock.http.conditions import etag, if_match, list_etag, not_modified
 from cms_mock.http.faults import Faults
 from cms_mock.openapi.collection import Collection, page_headers
+from cms_mock.openapi.schemas import named
 from cms_mock.state import ServiceState
 from cms_mock.stores import Check, Listing, Records, RecordStore
 from cms_mock.stores.records import RecordRules
@@ -38,6 +39,8 @@ class Runtime:
     """The error statuses each operation declares, and the answers injected for them."""
     collection: Collection
     """What the list operation's query parameters mean."""
+    count_field: str = "total_customers"
+    """What the health check calls the number of records."""
 
     @property
     def title(self) -> str:
@@ -54,7 +57,7 @@ class Runtime:
         (the spec keeps defaults out of the ``default`` keyword, which generated TypeScript
         types turn into required fields).
         """
-        schema = self.spec["components"]["schemas"][schema_name]
+        schema = named(self.spec, schema_name)
         defaults = schema.get("x-defaults", {})
         return {name: body[name] if name in body else defaults[name] for name in schema["properties"] if name in body or name in defaults}
 
@@ -125,11 +128,12 @@ _STREAM_OVER = 1024 * 1024
 _SLICE = 128 * 1024
 
 
-def created_response(body: bytes, collection: str) -> Response:
-    """A 201 with the new record, its ``ETag``, and ``Location``: its path under ``collection``
-    (RFC 9110 allows a relative reference; the path is the one declared, not an alias)."""
+def created_response(body: bytes, collection: str, status: int = 201) -> Response:
+    """The new record (with the status its operation declares: 201, or 200 in some specs), its
+    ``ETag``, and ``Location``: its path under ``collection`` (RFC 9110 allows a relative
+    reference; the path is the one declared, not an alias)."""
     key = urllib.parse.quote(str(orjson.loads(body)["id"]), safe="")
-    return json_response(body, 201, {"Location": f"{collection}/{key}", "ETag": etag(body)})
+    return json_response(body, status, {"Location": f"{collection}/{key}", "ETag": etag(body)})
 
 
 def record_response(body: bytes) -> Response:

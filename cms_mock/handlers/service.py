@@ -54,7 +54,7 @@ async def get_health() -> Response:
     runtime = current()
     health: dict[str, object] = {"status": "healthy", "service": runtime.title}
     try:  # a store that cannot count says why at once: no second wait for the same outage
-        health["total_customers"] = await runtime.store.count()
+        health[runtime.count_field] = await runtime.store.count()
         problem = await runtime.store.problem()
     except StoreUnavailable as exc:
         problem = exc.reason

@@ -64,9 +64,10 @@ _YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 """libyaml's emitter where PyYAML has it: the same document, written as every app starts."""
 
 
-def served_spec(spec: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """The spec as written, with the server that serves it listed first."""
-    this_server = {"url": prefix or "/", "description": "The server that served this document"}
+def served_spec(spec: dict[str, Any], base: str = "") -> dict[str, Any]:
+    """The spec as written, with the server that serves it listed first (at ``base``, the API's
+    paths' prefix on this server)."""
+    this_server = {"url": base or "/", "description": "The server that served this document"}
     return {**spec, "servers": [this_server, *spec.get("servers", [])]}
 
 
@@ -87,12 +88,13 @@ def _without(mapping: dict[str, Any], key: str) -> dict[str, Any]:
 
 class Documents:
     """Answers ``GET`` (and ``HEAD``) of the spec, the Swagger UI page and the favicon from bytes
-    built once; ``prefix``: where a second API (the control plane) serves its own; ``secured``:
-    the service asks for a key (``API_KEY``), so its page offers Authorize."""
+    built once; ``prefix``: where a second API (the control plane) serves its own; ``base``:
+    where the API's paths begin (its first ``servers`` URL's path); ``secured``: the service
+    asks for a key (``API_KEY``), so its page offers Authorize."""
 
-    def __init__(self, app: ASGIApp, spec: dict[str, Any], prefix: str = "", secured: bool = False) -> None:
+    def __init__(self, app: ASGIApp, spec: dict[str, Any], prefix: str = "", base: str = "", secured: bool = False) -> None:
         self.app = app
-        served = served_spec(spec, prefix)
+        served = served_spec(spec, prefix + base)
         page_spec = served if secured else open_spec(served)
         page = _PAGE.format(title=html.escape(spec["info"]["title"]), spec_url=f"{prefix}{PAGE_SPEC}").encode()
         self._documents = {

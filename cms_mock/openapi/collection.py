@@ -15,6 +15,7 @@ import urllib.parse
 from typing import Any
 
 from cms_mock.openapi.routes import resolved
+from cms_mock.openapi.schemas import named
 from cms_mock.stores import Fields, Page, Query
 
 _TIMES = ("created_at", "updated_at")
@@ -38,7 +39,7 @@ class Collection:
         operation = next(operation for operation in operations if operation.get("operationId") == operation_id)
         parameters = [resolved(spec, parameter) for parameter in operation.get("parameters", [])]
         query = {parameter["name"]: parameter for parameter in parameters if parameter["in"] == "query"}
-        fields = {name: resolved(spec, schema) for name, schema in spec["components"]["schemas"][record_schema]["properties"].items()}
+        fields = {name: resolved(spec, schema) for name, schema in named(spec, record_schema)["properties"].items()}
         return cls(
             parameters=tuple(query),
             filters=frozenset(name for name in query if name in fields),

@@ -14,6 +14,7 @@ was never written starts with the list's 200 example, else empty).
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, Literal
 
 from cms_mock.openapi.routes import METHODS, resolved
@@ -53,6 +54,8 @@ class Resource:
     """The name of the request body's schema of ``create`` and ``update``: the fields they take."""
     declared: dict[str, Any]
     """The collection path's ``x-cms-mock``."""
+    created: int = 201
+    """The status a create answers: the success its operation declares (201, or 200 in some specs)."""
 
     @property
     def list_operation(self) -> str:
@@ -112,6 +115,7 @@ def _resource(spec: dict[str, Any], collection: str, item: str) -> Resource:
                 bodies[role] = _schema_name(spec, body, _pointer(template, method, "requestBody"))
     if "list" not in roles.values() or "read" not in roles.values():
         raise SpecProblem(_pointer(collection), "a resource needs a GET on its collection and on its item")
+    successes = [int(code) for code in paths[collection].get("post", {}).get("responses", {}) if re.fullmatch(r"2[0-9][0-9]", str(code))]
     read = paths[item]["get"]
     record = _schema_name(spec, resolved(spec, read["responses"]["200"]), _pointer(item, "get", "responses", "200"))
     return Resource(
@@ -123,6 +127,7 @@ def _resource(spec: dict[str, Any], collection: str, item: str) -> Resource:
         roles=roles,
         bodies=bodies,
         declared=dict(paths[collection].get(EXTENSION, {})),
+        created=min(successes, default=201),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import urllib.parse
 from typing import Any
 
 from cms_mock.errors import InvalidBody, InvalidParameter
@@ -23,6 +24,24 @@ def resolved(spec: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
             target = target[part]
         node = target
     return node
+
+
+def base_path(spec: dict[str, Any]) -> str:
+    """Where the API's paths begin on the server: the path of the first ``servers`` URL (its
+    variables at their defaults), as connexion routes them; ``""`` for none or ``/``."""
+    server = (spec.get("servers") or [{}])[0]
+    url = str(server.get("url", ""))
+    for name, variable in server.get("variables", {}).items():
+        url = url.replace(f"{{{name}}}", str(variable.get("default", "")))
+    return urllib.parse.urlsplit(url).path.rstrip("/")
+
+
+def prefixed(spec: dict[str, Any], base: str) -> dict[str, Any]:
+    """``spec`` with every path (and alias) under ``base``: the paths a request names."""
+    if not base:
+        return spec
+    paths = {base + template: {**item, "x-aliases": [base + alias for alias in item.get("x-aliases", [])]} for template, item in spec["paths"].items()}
+    return {**spec, "paths": paths}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -100,11 +100,14 @@ class RecordRules:
         the store, and never given out twice, not even after a delete or a restart.
     :param samples: the records a store that was never initialised starts with.
     :param noun: what the 404 calls a record (``Customer with ID 7 not found``).
+    :param stamped: whether records carry ``created_at`` and ``updated_at``, made by the store
+        (a spec's record that declares neither gets neither).
     """
 
     ids: IdPolicy
     samples: Callable[[], list[dict[str, Any]]]
     noun: str = "Customer"
+    stamped: bool = True
 
     @property
     def counted_ids(self) -> bool:
@@ -132,7 +135,7 @@ class RecordRules:
                 found.append(f"id: must be an integer from 1 to {LARGEST_ID}")
         elif not isinstance(key, str) or not re.fullmatch(STRING_ID, key):
             found.append(f"id: {STRING_ID_RULE}")
-        return found + _time_problems(record)
+        return found + _time_problems(record) if self.stamped else found
 
     def complete(self, records: Iterable[dict[str, Any]], counted: Callable[[], int]) -> list[dict[str, Any]]:
         """Records given to ``PUT /__admin/records`` with what was left out made as on create:
@@ -145,8 +148,11 @@ class RecordRules:
             new_id = record["id"] if "id" in record else counted() if self.counted_ids else str(uuid.uuid4())
             if isinstance(new_id, int) and new_id > LARGEST_ID:
                 raise InvalidBody([FieldError(("body", index, "id"), f"no id is left to give: {_IDS_GIVEN}", "value_error.id")])
-            created = record.get("created_at", min(now, record.get("updated_at", now)))
             fields = {name: value for name, value in record.items() if name not in MADE}
+            if not self.stamped:
+                made.append({"id": new_id, **fields})
+                continue
+            created = record.get("created_at", min(now, record.get("updated_at", now)))
             made.append({"id": new_id, **fields, "created_at": created, "updated_at": record.get("updated_at", max(created, now))})
         return made
 
@@ -179,6 +185,8 @@ class RecordRules:
             raise ValueError("a store with counted ids must give the next id")
         if isinstance(new_id, int) and new_id > LARGEST_ID:
             raise self.no_id_left()
+        if not self.stamped:
+            return {"id": new_id, **fields}
         now = timestamp()
         return {"id": new_id, **fields, "created_at": now, "updated_at": now}
 
@@ -186,6 +194,8 @@ class RecordRules:
         """``record`` with ``changes`` applied and ``updated_at`` moved forward: to the later of
         now and a microsecond after the last one (another instance's clock may be ahead of ours,
         and two changes may fall in one microsecond)."""
+        if not self.stamped:
+            return {**record, **changes}
         now = _now()
         try:
             moved = max(now, dt.datetime.fromisoformat(record["updated_at"]) + _TICK)

@@ -27,9 +27,10 @@ def _one_process(args: tuple[str, ...], env: dict[str, str]) -> bool:
 
 class LiveServer(ServerProcess):
     """The real ``cms-mock`` command over ``data_dir``, on a loopback port of its own for as
-    long as this object lives (``close()``, or the end of a ``with`` block, gives it up)."""
+    long as this object lives (``close()``, or the end of a ``with`` block, gives it up);
+    ``base``: where its API's paths begin (a served spec's ``servers`` path)."""
 
-    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None, base: str = "") -> None:
         self.data_dir = data_dir
         self.args = args
         merged = {**os.environ, "LOG_LEVEL": "warning", **(env or {})}
@@ -37,7 +38,7 @@ class LiveServer(ServerProcess):
         port = listener.getsockname()[1] if listener else free_port()
         where = ["--fd", str(listener.fileno())] if listener else ["--host", "127.0.0.1", "--port", str(port)]
         command = [sys.executable, "-m", "cms_mock", *args, *where, *self.storage()]
-        super().__init__(command, data_dir.parent / f"server-{port}.log", merged, listener=listener, ports=() if listener else (port,))
+        super().__init__(command, data_dir.parent / f"server-{port}.log", merged, listener=listener, ports=() if listener else (port,), base=base)
 
     def storage(self) -> list[str]:
         """Where the server keeps its records: the arguments that say so."""
