@@ -26,7 +26,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from cms_mock.backends import make_state, make_store, where
 from cms_mock.errors import StoreRefused
-from cms_mock.handlers import admin, records
+from cms_mock.handlers import admin, examples, records
 from cms_mock.handlers.runtime import Runtime
 from cms_mock.http import error_responses, protocol
 from cms_mock.http.documents import DOCS, Documents
@@ -37,9 +37,9 @@ from cms_mock.http.metrics_page import METRICS_PATH, MetricsPage
 from cms_mock.http.middleware import AccessLog, ApiKeyGuard, BodyLimit
 from cms_mock.http.recorder import Recorder
 from cms_mock.logs import configure_logging
-from cms_mock.openapi import additions
+from cms_mock.openapi import additions, versions
 from cms_mock.openapi.patterns import check_patterns
-from cms_mock.openapi.resources import Resource
+from cms_mock.openapi.resources import Resource, answered_from_examples
 from cms_mock.openapi.routes import SpecRoutes, base_path, prefixed
 from cms_mock.openapi.validators import VALIDATOR_MAP
 from cms_mock.record_files import start_records
@@ -59,19 +59,25 @@ class SnakeCaseResolver(Resolver):
 
 
 class ResourceResolver(SnakeCaseResolver):
-    """Binds each operation of ``resource`` to the handler of what it does to the records; any
-    other names its own controller (``x-openapi-router-controller``)."""
+    """Binds each operation of ``resource`` to the handler of what it does to the records, and
+    each operation of no resource to its answer from the spec's examples; one that names its own
+    controller (``x-openapi-router-controller``) to it."""
 
-    def __init__(self, resource: Resource, base: str) -> None:
+    def __init__(self, spec: dict[str, Any], resource: Resource, base: str) -> None:
         super().__init__()
+        self.spec = spec
         self.resource = resource
         self.base = base
+        self.from_examples = set(answered_from_examples(spec, [resource]))
 
     def resolve(self, operation: Any) -> Resolution:
         role = self.resource.roles.get(operation.operation_id)
-        if role is None:
-            return super().resolve(operation)
-        return Resolution(records.handler(self.resource, role, self.base), operation.operation_id)
+        if role is not None:
+            return Resolution(records.handler(self.resource, role, self.base), operation.operation_id)
+        if (operation.path, operation.method) in self.from_examples:
+            written = self.spec["paths"][operation.path][operation.method]
+            return Resolution(examples.handler(self.spec, written), operation.operation_id or f"{operation.method} {operation.path}")
+        return super().resolve(operation)
 
 
 def create_app(settings: Settings) -> AsyncApp:
@@ -79,12 +85,13 @@ def create_app(settings: Settings) -> AsyncApp:
     service = served(settings)
     spec = additions.served(service.load_spec())
     base = base_path(spec)
-    check_patterns(spec)
+    check_patterns(spec, worded=settings.spec is None)
     start = start_records(service, settings.fixtures)
     faults = Faults(spec)
-    control = admin.admin_spec(load_spec(admin.SPEC_FILE), service, spec) if settings.admin_api else None
+    view = versions.for_connexion(spec)  # what connexion binds operations and parameters from
+    control = admin.admin_spec(load_spec(admin.SPEC_FILE), service, view) if settings.admin_api else None
     if control is not None:
-        check_patterns(control)
+        check_patterns(control, worded=settings.spec is None)
     for notice in settings.notices:
         logger.warning("%s", notice)
 
@@ -118,8 +125,8 @@ def create_app(settings: Settings) -> AsyncApp:
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path=DOCS, serve_spec=False),
     )
     app.add_api(
-        copy.deepcopy(spec),  # connexion resolves $refs in place; keep ours as written
-        resolver=ResourceResolver(service.resource, base),
+        copy.deepcopy(view),  # connexion resolves $refs in place; keep ours as written
+        resolver=ResourceResolver(spec, service.resource, base),
         validator_map=VALIDATOR_MAP,
         validate_responses=settings.debug,
         pythonic_params=False,

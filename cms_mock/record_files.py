@@ -42,8 +42,9 @@ def read_records(chosen: Service, data: bytes) -> list[dict[str, Any]]:
         if isinstance(record, dict):
             refused = {str(error.loc[1]) for error in errors if len(error.loc) > 1}  # said once, by the schema
             problems.extend(f"record {key!r}: {problem}" for problem in chosen.rules.problems(record) if problem.partition(": ")[0] not in refused)
-            if str(record.get("id")) != key:
-                problems.append(f"record {key!r}: its id {record.get('id')!r} is not its key")
+            field = chosen.rules.id_field
+            if str(record.get(field)) != key:
+                problems.append(f"record {key!r}: its {field} {record.get(field)!r} is not its key")
     if problems:
         raise InvalidRecords(f"{len(problems)} problem{'s' if len(problems) > 1 else ''}, nothing was imported:\n" + "\n".join(problems))
     return list(document.values())

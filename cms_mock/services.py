@@ -27,7 +27,7 @@ from cms_mock.openapi.collection import Collection
 from cms_mock.openapi.resources import EXTENSION, Resource, SpecProblem, find
 from cms_mock.openapi.schemas import named
 from cms_mock.settings import Settings, SettingsError
-from cms_mock.stores.records import RecordRules
+from cms_mock.stores.records import TIMES, RecordRules
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -80,13 +80,16 @@ class Service:
     def read(cls, path: Path) -> Service:
         """The service ``path``'s spec declares; a ``SpecProblem`` saying what it lacks."""
         spec = read_spec(path)
-        if not isinstance(spec, dict) or not str(spec.get("openapi", "")).startswith("3.0"):
+        if not isinstance(spec, dict) or not str(spec.get("openapi", "")).startswith(("3.0.", "3.1.")):
             found = spec.get("openapi", spec.get("swagger", "no version")) if isinstance(spec, dict) else type(spec).__name__
-            raise SpecProblem("#/openapi", f"cms-mock serves OpenAPI 3.0 documents; this one is {found!r}")
+            raise SpecProblem("#/openapi", f"cms-mock serves OpenAPI 3.0 and 3.1 documents; this one is {found!r}")
         declared = spec.get(EXTENSION, {})
         resources = find(spec)
-        if len(resources) != 1:
-            raise SpecProblem("#/paths", f"a service serves one resource (a collection and its item paths), found {len(resources)}")
+        if not resources:
+            raise SpecProblem("#/paths", "no resource found: a resource is a path with a GET and one path below it with a GET, such as /pets and /pets/{petId}")
+        if len(resources) > 1:
+            found = ", ".join(resource.collection for resource in resources)
+            raise SpecProblem("#/paths", f"{len(resources)} resources found ({found}): one resource per spec is served")
         resource = resources[0]
         errors = declared.get("errors", "spec")
         if errors not in _DIALECTS:
@@ -94,6 +97,7 @@ class Service:
         dialect, validation_schema = _DIALECTS[errors]
         start = resource.start_records(spec)
         record = named(spec, resource.record_schema)["properties"]
+        id_field = resource.id_field(record)
         return cls(
             key=str(declared.get("service", re.sub(r"[^a-z0-9]+", "_", path.stem.lower()).strip("_") or "api")),
             path=path,
@@ -102,10 +106,11 @@ class Service:
             validation_schema=validation_schema,
             default_port=_port(spec),
             rules=RecordRules(
-                "int" if record.get("id", {}).get("type") == "integer" else "uuid4",  # integers are counted; any other id is a UUID v4
+                "int" if record.get(id_field, {}).get("type") == "integer" else "uuid4",  # integers are counted; any other id is a UUID v4
                 lambda: copy.deepcopy(start),
                 resource.noun,
-                stamped={"created_at", "updated_at"} <= record.keys(),
+                stamped=set(TIMES) <= record.keys(),
+                id_field=id_field,
             ),
         )
 

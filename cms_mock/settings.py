@@ -246,7 +246,7 @@ TABLE = (
         "SPEC",
         "--spec",
         "spec",
-        "an OpenAPI 3.0 file (YAML or JSON) to serve instead of a built-in service: its resources become stateful, validated mocks",
+        "an OpenAPI 3.0 or 3.1 file (YAML or JSON) to serve instead of a built-in service: its resources become stateful, validated mocks",
         read=setting_text.read_path_blank_as_unset,
         flag_type=Path,
     ),

@@ -102,7 +102,7 @@ async def _export(settings: Settings, chosen: Service, out: Path | None) -> None
             separator = b"\n"
             async for batch in records.batches():
                 for body in batch:
-                    handle.write(separator + datafile.encode(orjson.loads(body))[1])
+                    handle.write(separator + datafile.encode(orjson.loads(body), chosen.rules.id_field)[1])
                     separator = b",\n"
             handle.write(b"}\n" if separator == b"\n" else b"\n}\n")
     finally:

@@ -25,7 +25,7 @@ from cms_mock.openapi.error_bodies import PROBLEM_SCHEMA
 from cms_mock.openapi.problems import MAX_PROBLEMS
 from cms_mock.openapi.schemas import named
 from cms_mock.services import Service
-from cms_mock.stores.records import MADE, RecordRules
+from cms_mock.stores.records import RecordRules
 
 PREFIX = "/__admin"
 SPEC_FILE = "admin-openapi.yaml"
@@ -39,8 +39,8 @@ def admin_spec(raw: dict[str, Any], service: Service, service_spec: dict[str, An
     record = named(service_spec, service.record_schema)
     rules = service.rules
     record_input = copy.deepcopy(record)
-    record_input["required"] = [name for name in record.get("required", []) if name not in MADE]
-    record_input["properties"]["id"] = rules.id_schema()
+    record_input["required"] = [name for name in record.get("required", []) if name not in rules.made]
+    record_input["properties"][rules.id_field] = rules.id_schema()
     problem = {"$ref": "#/components/schemas/ErrorMessage"}  # with a spec's own error bodies, the control plane's are problem details
     filled = {
         "record": {"$ref": f"#/components/schemas/{service.record_schema}"},
@@ -91,24 +91,24 @@ async def put_records(body: dict[str, Any] | list[dict[str, Any]]) -> Response:
 def _given(body: dict[str, Any] | list[dict[str, Any]], rules: RecordRules) -> list[dict[str, Any]]:
     """The body's records in order, each checked beyond its schema (ids of the service's kind,
     unique); every problem at once, at ``["body", <index or id>, <field>]``."""
-    counted = rules.counted_ids
+    counted, field = rules.counted_ids, rules.id_field
     problems: list[FieldError] = []
     records = []
     seen: set[str] = set()
     for where, record in body.items() if isinstance(body, dict) else enumerate(body):
         if isinstance(body, dict):
-            if "id" in record and str(record["id"]) != where:
-                problems.append(FieldError(("body", where, "id"), "must be the record's key", "value_error.id"))
-            elif "id" not in record:
+            if field in record and str(record[field]) != where:
+                problems.append(FieldError(("body", where, field), "must be the record's key", "value_error.id"))
+            elif field not in record:
                 key = str(where)
-                record = {"id": int(key) if counted and re.fullmatch(r"[1-9][0-9]{0,18}", key) else key, **record}
+                record = {field: int(key) if counted and re.fullmatch(r"[1-9][0-9]{0,18}", key) else key, **record}
         for problem in rules.problems(record):
-            field, _, message = problem.partition(": ")
-            problems.append(FieldError(("body", where, field), message, "value_error"))
-        if "id" in record:
-            key = str(record["id"])
+            name, _, message = problem.partition(": ")
+            problems.append(FieldError(("body", where, name), message, "value_error"))
+        if field in record:
+            key = rules.key(record)
             if key in seen:
-                problems.append(FieldError(("body", where, "id"), "is given to another record too", "value_error.id"))
+                problems.append(FieldError(("body", where, field), "is given to another record too", "value_error.id"))
             seen.add(key)
         records.append(record)
     if problems:

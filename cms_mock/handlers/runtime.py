@@ -132,7 +132,7 @@ def created_response(body: bytes, collection: str, status: int = 201) -> Respons
     """The new record (with the status its operation declares: 201, or 200 in some specs), its
     ``ETag``, and ``Location``: its path under ``collection`` (RFC 9110 allows a relative
     reference; the path is the one declared, not an alias)."""
-    key = urllib.parse.quote(str(orjson.loads(body)["id"]), safe="")
+    key = urllib.parse.quote(current().rules.key(orjson.loads(body)), safe="")
     return json_response(body, status, {"Location": f"{collection}/{key}", "ETag": etag(body)})
 
 

@@ -3,9 +3,9 @@ mind: ``{code, message}``, RFC 9457's problem details, ``{"error": {...}}`` or a
 
 The body an operation declares for a status (else its ``default``, else its ``4XX``/``5XX``) is
 filled so that it validates and says what happened: a field named like a message gets the
-message, one named like a code gets the status, ``title`` the status's reason phrase; any other
-required field its schema's ``example``, ``default``, first ``enum`` value or the least value of
-its type. An operation that declares none answers problem details.
+message, one named like a code gets the status, ``title`` the status's reason phrase (or the
+message, where no other field can carry it); any other required field a value of its schema
+(``openapi.examples.made``). An operation that declares none answers problem details.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import http
 from typing import Any
 
+from cms_mock.openapi.examples import made
 from cms_mock.openapi.routes import resolved
 from cms_mock.openapi.schemas import kind, merged
 
@@ -20,7 +21,6 @@ PROBLEM = "application/problem+json"
 
 _MESSAGES = frozenset({"message", "detail", "details", "error", "errormessage", "errordescription", "description", "msg", "reason"})
 _CODES = frozenset({"code", "status", "statuscode", "httpstatus", "errorcode", "httpcode"})
-_EMPTY: dict[str, Any] = {"string": "", "integer": 0, "number": 0, "boolean": False, "array": [], "object": {}}
 
 
 def declared_body(spec: dict[str, Any], operation: dict[str, Any] | None, status: int) -> tuple[dict[str, Any], str] | None:
@@ -63,7 +63,7 @@ def fill(spec: dict[str, Any], schema: dict[str, Any], status: int, message: str
     if written == "string":
         return message
     if written != "object":
-        return _least(spec, schema)
+        return made(spec, schema)
     required = set(schema.get("required", []))
     body = {}
     for name, field in schema.get("properties", {}).items():
@@ -71,7 +71,9 @@ def fill(spec: dict[str, Any], schema: dict[str, Any], status: int, message: str
         if value is not None:
             body[name] = value
         elif name in required:
-            body[name] = _least(spec, field)
+            body[name] = made(spec, field)
+    if message not in body.values() and "title" in body:
+        body["title"] = message  # a schema with no field for a message: its title says what happened
     return body
 
 
@@ -89,19 +91,6 @@ def _named(spec: dict[str, Any], name: str, field: dict[str, Any], status: int, 
     if key == "type" and written == "string" and field.get("format") in ("uri", "uri-reference"):
         return "about:blank"
     return None
-
-
-def _least(spec: dict[str, Any], schema: dict[str, Any]) -> Any:
-    schema = merged(spec, schema)
-    for keyword in ("example", "default", "const"):
-        if keyword in schema:
-            return schema[keyword]
-    if schema.get("enum"):
-        return schema["enum"][0]
-    if kind(schema) == "object":
-        required = set(schema.get("required", []))
-        return {name: _least(spec, field) for name, field in schema.get("properties", {}).items() if name in required}
-    return _EMPTY.get(kind(schema) or "")
 
 
 def _phrase(status: int) -> str:

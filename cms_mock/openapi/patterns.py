@@ -33,30 +33,30 @@ def ecma_pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, 
         yield ValidationError(f"{instance[:100]!r} does not match {pattern!r}")
 
 
-def check_patterns(node: Any) -> None:
-    """Compile every ``pattern`` of a spec and check its ``x-error`` now, so a spec the server
-    cannot use stops the start instead of failing its first request with a 500, and no refusal
-    ever quotes a regular expression to a person."""
+def check_patterns(node: Any, *, worded: bool = True) -> None:
+    """Compile every ``pattern`` of a spec now, so a spec the server cannot use stops the start
+    instead of failing its first request with a 500; with ``worded`` (the built-in specs), check
+    that each has its ``x-error``, so no refusal quotes a regular expression to a person."""
     if isinstance(node, dict):
         if isinstance(node.get("pattern"), str):
             try:
                 ecma_regex(node["pattern"])
             except regress.RegressError as exc:
                 raise ValueError(f"pattern {node['pattern']!r} is not an ECMA-262 regular expression: {exc}") from None
-            if "x-error" not in node:
+            if worded and "x-error" not in node:
                 raise ValueError(f"pattern {node['pattern']!r} has no x-error: say what a value breaking it does wrong, in words")
         if "x-error" in node and not {"msg", "type"} <= set(node["x-error"]):
             raise ValueError(f"x-error {node['x-error']!r} needs a msg and a type")
         for value in node.values():
-            check_patterns(value)
+            check_patterns(value, worded=worded)
     elif isinstance(node, list):
         for value in node:
-            check_patterns(value)
+            check_patterns(value, worded=worded)
 
 
 def pattern_problem(loc: tuple[str | int, ...], schema: dict[str, Any]) -> FieldError:
     """A value that does not match the schema's ``pattern``, in the spec's own words for it (its
-    ``x-error``, which ``check_patterns`` requires): a regular expression is a rule for a
-    machine, not an explanation for a person."""
-    words = schema["x-error"]
+    ``x-error``, which ``check_patterns`` requires of the built-in specs): a regular expression is
+    a rule for a machine, not an explanation for a person. A user's spec without them quotes it."""
+    words = schema.get("x-error") or {"msg": f"must match the pattern {schema['pattern']}", "type": "value_error.str.regex"}
     return FieldError(loc, words["msg"], words["type"])

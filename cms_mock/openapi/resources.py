@@ -7,8 +7,9 @@ names its own handler (``x-openapi-router-controller``) is the engine's, not a r
 
 What cannot be told from the paths is declared on the collection path with ``x-cms-mock``:
 ``data-file`` (the JSON store's file, ``<last segment>.json`` otherwise), ``noun`` (what a 404
-calls a record, the record schema's name otherwise) and ``start`` (``examples``: a store that
-was never written starts with the list's 200 example, else empty).
+calls a record, the record schema's name otherwise), ``id-field`` (the record's field that holds
+its id: the one the item path's parameter names, else ``id``) and ``start`` (``examples``: a
+store that was never written starts with the list's 200 example, else empty).
 """
 
 from __future__ import annotations
@@ -56,6 +57,18 @@ class Resource:
     """The collection path's ``x-cms-mock``."""
     created: int = 201
     """The status a create answers: the success its operation declares (201, or 200 in some specs)."""
+    methods: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    """The methods the spec declares on the collection and item paths."""
+
+    @property
+    def operations(self) -> list[tuple[str, str]]:
+        """The (path template, method) of each of its operations."""
+        return [
+            (template, method)
+            for template, table in ((self.collection, _COLLECTION_ROLES), (self.item, _ITEM_ROLES))
+            for method in table
+            if method in self.methods.get(template, ())
+        ]
 
     @property
     def list_operation(self) -> str:
@@ -64,6 +77,13 @@ class Resource:
     @property
     def data_file(self) -> str:
         return str(self.declared.get("data-file", f"{self.name}.json"))
+
+    def id_field(self, properties: dict[str, Any]) -> str:
+        """The record's field that holds its id: ``x-cms-mock``'s ``id-field``, else the one the
+        item path's parameter names (``{petId}``: ``petId``), else ``id``."""
+        if "id-field" in self.declared:
+            return str(self.declared["id-field"])
+        return self.id_parameter if self.id_parameter in properties else "id"
 
     @property
     def noun(self) -> str:
@@ -79,23 +99,35 @@ class Resource:
 
 
 def find(spec: dict[str, Any]) -> list[Resource]:
-    """Every resource of ``spec``, in the order of its collection paths; a ``SpecProblem`` for
-    one that lacks what the engine needs (a list, a read answering a named schema)."""
+    """Every resource of ``spec``, in the order of its collection paths: a path with a ``GET``
+    and one item path below it (``/pets/{petId}``) with a ``GET`` too. A ``SpecProblem`` for
+    one that lacks what the engine needs (a read answering a named schema)."""
     paths: dict[str, Any] = spec.get("paths", {})
     found = []
     for template, item in paths.items():
-        if template.endswith("}") or not _served(item, _COLLECTION_ROLES):
+        if template.endswith("}") or not _unclaimed(item, "get"):
             continue
-        children = [path for path in paths if path.startswith(template + "/{") and path.endswith("}") and "/" not in path[len(template) + 1 :]]
-        if len(children) != 1:
-            raise SpecProblem(_pointer(template), f"a collection needs one item path {template}/{{id}}, found {len(children)}")
-        found.append(_resource(spec, template, children[0]))
+        children = [path for path in paths if re.fullmatch(re.escape(template) + r"/\{[^/{}]+\}", path) and _unclaimed(paths[path], "get")]
+        if len(children) == 1:
+            found.append(_resource(spec, template, children[0]))
     return found
 
 
-def _served(item: dict[str, Any], roles: dict[str, Role]) -> bool:
-    """Whether the path item has an operation of ``roles`` that no handler of its own claims."""
-    return any(method in roles and "x-openapi-router-controller" not in item[method] for method in item)
+def answered_from_examples(spec: dict[str, Any], resources: list[Resource]) -> list[tuple[str, str]]:
+    """The operations (path template, method) of no resource and no handler of their own: what
+    the engine answers from the spec's examples, as ``openapi.examples`` makes them."""
+    owned = {operation for resource in resources for operation in resource.operations}
+    return [
+        (template, method)
+        for template, item in spec.get("paths", {}).items()
+        for method in METHODS
+        if _unclaimed(item, method) and (template, method) not in owned
+    ]
+
+
+def _unclaimed(item: dict[str, Any], method: str) -> bool:
+    """Whether the path item has an operation for ``method`` that no handler of its own claims."""
+    return isinstance(item.get(method), dict) and "x-openapi-router-controller" not in item[method]
 
 
 def _resource(spec: dict[str, Any], collection: str, item: str) -> Resource:
@@ -128,6 +160,7 @@ def _resource(spec: dict[str, Any], collection: str, item: str) -> Resource:
         bodies=bodies,
         declared=dict(paths[collection].get(EXTENSION, {})),
         created=min(successes, default=201),
+        methods={template: tuple(method for method in METHODS if method in paths[template]) for template in (collection, item)},
     )
 
 

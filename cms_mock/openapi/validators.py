@@ -9,13 +9,14 @@ patterns as ECMA-262 (``patterns``) and list every problem at once in Pydantic v
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from connexion.datastructures import MediaTypeDict
 from connexion.json_schema import Draft4RequestValidator
 from connexion.lifecycle import ConnexionRequest
 from connexion.validators import AbstractRequestBodyValidator, ParameterValidator
-from jsonschema import FormatChecker, ValidationError, validators
+from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope
 
@@ -23,6 +24,7 @@ from cms_mock.errors import FieldError, InvalidBody
 from cms_mock.openapi.patterns import ecma_pattern
 from cms_mock.openapi.problems import collect_errors, describe
 from cms_mock.openapi.strict_json import parse_json
+from cms_mock.openapi.versions import SOURCE
 
 FORMAT_CHECKER = FormatChecker(formats=())
 """Only the formats checked here are enforced; an address is checked by its schema's pattern alone."""
@@ -39,13 +41,20 @@ def _is_date(value: object) -> bool:
 RequestValidator = validators.extend(Draft4RequestValidator, {"pattern": ecma_pattern})  # type: ignore[no-untyped-call]
 """Connexion's request validator (nullable, OpenAPI enums) with ECMA-262 patterns."""
 
+JsonSchemaValidator = validators.extend(Draft202012Validator, {"pattern": ecma_pattern})  # type: ignore[no-untyped-call]
+"""JSON Schema 2020-12, OpenAPI 3.1's dialect, with ECMA-262 patterns."""
+
 
 class BodyValidator(AbstractRequestBodyValidator):
     """Reads the whole body (its size was capped before), parses it strictly, validates it."""
 
     def __init__(self, *, schema: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(schema=schema, **kwargs)
-        self._validator = RequestValidator(schema, format_checker=FORMAT_CHECKER)
+        if SOURCE in schema:  # a 3.1 spec's body: judged as written (``versions``)
+            self._schema = json.loads(schema[SOURCE])
+            self._validator = JsonSchemaValidator(self._schema, format_checker=FORMAT_CHECKER)
+        else:
+            self._validator = RequestValidator(schema, format_checker=FORMAT_CHECKER)
 
     async def wrap_receive(self, receive: Receive, *, scope: Scope) -> tuple[Receive, Scope]:
         messages = []

@@ -121,11 +121,11 @@ Check = Callable[[bytes | None], None]
 """A condition on a record's current JSON (None: there is none) that raises when it fails."""
 
 
-def keyed_object(listing: Listing) -> bytes:
+def keyed_object(listing: Listing, id_field: str) -> bytes:
     """A ``Listing`` (one moment's records) as the data file's object: ``{"<id>": record, ...}``."""
     parts = [b"{"]
     for body in listing:
-        key = orjson.loads(body)["id"]
+        key = orjson.loads(body)[id_field]
         parts.append((b"," if len(parts) > 1 else b"") + orjson.dumps(str(key)) + b":" + body)
     parts.append(b"}")
     return b"".join(parts)

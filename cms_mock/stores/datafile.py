@@ -35,10 +35,10 @@ Signature = tuple[int, int, int]
 _IOV_MAX = os.sysconf("SC_IOV_MAX")  # buffers per writev call
 
 
-def encode(record: dict[str, Any]) -> RecordBytes:
-    """Both serialised forms of a record; the fragment is its ``"id": {...}`` member of the file
-    (a slice: a copy of the part kept, like ``dump``'s)."""
-    key = str(record["id"])
+def encode(record: dict[str, Any], id_field: str = "id") -> RecordBytes:
+    """Both serialised forms of a record; the fragment is its ``"<id>": {...}`` member of the file
+    (a slice: a copy of the part kept, like ``dump``'s). ``id_field``: the field holding its id."""
+    key = str(record[id_field])
     return dump(record), orjson.dumps({key: record}, option=orjson.OPT_INDENT_2)[2:-2]
 
 
@@ -52,19 +52,20 @@ def render(records: dict[str, RecordBytes]) -> list[bytes]:
     return pieces
 
 
-def parse(data: bytes, known: dict[str, RecordBytes] | None = None) -> dict[str, RecordBytes]:
-    """Read a data file's bytes, refusing anything that is not an object of records keyed by id.
+def parse(data: bytes, known: dict[str, RecordBytes] | None = None, id_field: str = "id") -> dict[str, RecordBytes]:
+    """Read a data file's bytes, refusing anything that is not an object of records keyed by
+    their ``id_field``.
 
     ``known``: records read before; a member whose text has not changed is taken from there.
     """
-    records = _members(data, known or {})
-    return records if records is not None else _records(_document(data))
+    records = _members(data, known or {}, id_field)
+    return records if records is not None else _records(_document(data), id_field)
 
 
 _MEMBER_SEPARATOR = b',\n  "'
 
 
-def _members(data: bytes, known: dict[str, RecordBytes]) -> dict[str, RecordBytes] | None:
+def _members(data: bytes, known: dict[str, RecordBytes], id_field: str = "id") -> dict[str, RecordBytes] | None:
     """The records of a file in the layout ``render`` writes, read member by member.
 
     Parsing the whole document first would hold every record twice at start-up, and another
@@ -90,7 +91,7 @@ def _members(data: bytes, known: dict[str, RecordBytes]) -> dict[str, RecordByte
         if len(member) != 1:
             return None
         [(key, record)] = member.items()
-        if key in records or not isinstance(record, dict) or str(record.get("id")) != key:
+        if key in records or not isinstance(record, dict) or str(record.get(id_field)) != key:
             return None
         records[key] = (dump(record), fragment)
     return records
@@ -106,14 +107,14 @@ def _document(data: bytes) -> dict[str, Any]:
     return document
 
 
-def _records(document: dict[str, Any]) -> dict[str, RecordBytes]:
+def _records(document: dict[str, Any], id_field: str = "id") -> dict[str, RecordBytes]:
     """Encode each record, dropping its parsed form as it goes: the peak is one copy, not two."""
     records = {}
     for key in list(document):
         record = document.pop(key)
-        if not isinstance(record, dict) or str(record.get("id")) != key:
-            raise ValueError(f"the member {key[:80]!r} is not a record whose id is its key")
-        records[key] = encode(record)
+        if not isinstance(record, dict) or str(record.get(id_field)) != key:
+            raise ValueError(f"the member {key[:80]!r} is not a record whose {id_field} is its key")
+        records[key] = encode(record, id_field)
     return records
 
 
@@ -145,19 +146,19 @@ def signature(path: Path) -> Signature | None:
     return st.st_ino, st.st_size, st.st_mtime_ns
 
 
-def load(path: Path, known: dict[str, RecordBytes] | None = None) -> dict[str, RecordBytes] | None:
-    """The file's records, or None when there is no file (``known``: see ``parse``)."""
+def load(path: Path, known: dict[str, RecordBytes] | None = None, id_field: str = "id") -> dict[str, RecordBytes] | None:
+    """The file's records, or None when there is no file (``known``, ``id_field``: see ``parse``)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return None
     try:
-        return parse(data, known)
+        return parse(data, known, id_field)
     except ValueError as exc:
         raise CorruptDataFile(path, str(exc)) from None
 
 
-def load_or_recover(path: Path) -> dict[str, RecordBytes] | None:
+def load_or_recover(path: Path, id_field: str = "id") -> dict[str, RecordBytes] | None:
     """The file's records; if it is damaged, the ``.bak``'s, after moving the damage aside.
 
     The damaged file is kept as ``<name>.corrupt-<UTC time>`` and the data file exists at every
@@ -165,12 +166,12 @@ def load_or_recover(path: Path) -> dict[str, RecordBytes] | None:
     Raises ``CorruptDataFile`` when neither file is usable, leaving both untouched.
     """
     try:
-        return load(path)
+        return load(path, id_field=id_field)
     except CorruptDataFile as damage:
         backup = backup_path(path)
         try:
             data = backup.read_bytes()
-            records = parse(data)
+            records = parse(data, id_field=id_field)
         except (OSError, ValueError) as exc:
             found = ", ".join(f"{p.name} ({p.stat().st_size} bytes)" for p in sorted(path.parent.glob(f"{path.name}*")) if p.is_file())
             raise CorruptDataFile(path, f"{damage.reason}; the backup {backup.name} is unusable too ({exc}); files found: {found}") from None

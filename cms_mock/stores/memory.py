@@ -46,7 +46,7 @@ class MemoryStore:
         return await self._selector.select(await self.list(), query)
 
     async def keyed(self) -> bytes:
-        return keyed_object(await self.list())
+        return keyed_object(await self.list(), self._rules.id_field)
 
     async def get(self, key: str) -> bytes:
         try:
@@ -81,7 +81,7 @@ class MemoryStore:
     async def replace_all(self, records: Iterable[dict[str, Any]]) -> None:
         self._writable()
         made, following = self._rules.completed(records, self._next_int)
-        self._records = {str(record["id"]): dump(record) for record in made}
+        self._records = {self._rules.key(record): dump(record) for record in made}
         self._next_int = following
         self._listing = None
 
@@ -115,6 +115,6 @@ class MemoryStore:
 
     def _put(self, record: dict[str, Any]) -> bytes:
         body = dump(record)
-        self._records[str(record["id"])] = body
+        self._records[self._rules.key(record)] = body
         self._listing = None
         return body

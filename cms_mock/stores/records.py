@@ -20,8 +20,8 @@ from cms_mock.errors import NOTHING_CHANGED, ApiError, FieldError, InvalidBody, 
 
 IdPolicy = Literal["uuid4", "int"]
 
-MADE = ("id", "created_at", "updated_at")
-"""The fields a store makes; every other field comes from the client."""
+TIMES = ("created_at", "updated_at")
+"""The times a store stamps a record with, where its schema declares them."""
 
 LARGEST_ID = 2**53 - 1
 """The largest integer id a record may have, given whole (fixtures, an import) or made by a
@@ -108,6 +108,17 @@ class RecordRules:
     samples: Callable[[], list[dict[str, Any]]]
     noun: str = "Customer"
     stamped: bool = True
+    id_field: str = "id"
+    """The field that holds a record's id (``petId``, ``eventId``), which keys it in the store."""
+
+    @property
+    def made(self) -> tuple[str, ...]:
+        """The fields a store makes; every other field comes from the client."""
+        return (self.id_field, *TIMES) if self.stamped else (self.id_field,)
+
+    def key(self, record: dict[str, Any]) -> str:
+        """The record's key in the store: its id as text, whatever the id's JSON type."""
+        return str(record[self.id_field])
 
     @property
     def counted_ids(self) -> bool:
@@ -127,14 +138,14 @@ class RecordRules:
         given) of this service's kind that a path can reach, and timestamps that are real times,
         in order, with room for ``updated_at`` to move forward. Each problem as ``field: what is wrong``."""
         found = []
-        key = record.get("id")
-        if "id" not in record:
+        key = record.get(self.id_field)
+        if self.id_field not in record:
             pass  # made as on create, or required by the schema
         elif self.counted_ids:
             if isinstance(key, bool) or not isinstance(key, int) or not 1 <= key <= LARGEST_ID:
-                found.append(f"id: must be an integer from 1 to {LARGEST_ID}")
+                found.append(f"{self.id_field}: must be an integer from 1 to {LARGEST_ID}")
         elif not isinstance(key, str) or not re.fullmatch(STRING_ID, key):
-            found.append(f"id: {STRING_ID_RULE}")
+            found.append(f"{self.id_field}: {STRING_ID_RULE}")
         return found + _time_problems(record) if self.stamped else found
 
     def complete(self, records: Iterable[dict[str, Any]], counted: Callable[[], int]) -> list[dict[str, Any]]:
@@ -145,15 +156,15 @@ class RecordRules:
         now = timestamp()
         made = []
         for index, record in enumerate(records):
-            new_id = record["id"] if "id" in record else counted() if self.counted_ids else str(uuid.uuid4())
+            new_id = record[self.id_field] if self.id_field in record else counted() if self.counted_ids else str(uuid.uuid4())
             if isinstance(new_id, int) and new_id > LARGEST_ID:
-                raise InvalidBody([FieldError(("body", index, "id"), f"no id is left to give: {_IDS_GIVEN}", "value_error.id")])
-            fields = {name: value for name, value in record.items() if name not in MADE}
+                raise InvalidBody([FieldError(("body", index, self.id_field), f"no id is left to give: {_IDS_GIVEN}", "value_error.id")])
+            fields = {name: value for name, value in record.items() if name not in self.made}
             if not self.stamped:
-                made.append({"id": new_id, **fields})
+                made.append({self.id_field: new_id, **fields})
                 continue
             created = record.get("created_at", min(now, record.get("updated_at", now)))
-            made.append({"id": new_id, **fields, "created_at": created, "updated_at": record.get("updated_at", max(created, now))})
+            made.append({self.id_field: new_id, **fields, "created_at": created, "updated_at": record.get("updated_at", max(created, now))})
         return made
 
     def completed(self, records: Iterable[dict[str, Any]], following: int) -> tuple[list[dict[str, Any]], int]:
@@ -162,7 +173,7 @@ class RecordRules:
         a store that assigns the answer changes nothing when it raises."""
         given = list(records)
         if self.counted_ids:
-            following = self.next_id(following, (str(record["id"]) for record in given if "id" in record))
+            following = self.next_id(following, (self.key(record) for record in given if self.id_field in record))
         ids = itertools.count(following)
         made = self.complete(given, ids.__next__)
         return made, next(ids)
@@ -186,9 +197,9 @@ class RecordRules:
         if isinstance(new_id, int) and new_id > LARGEST_ID:
             raise self.no_id_left()
         if not self.stamped:
-            return {"id": new_id, **fields}
+            return {self.id_field: new_id, **fields}
         now = timestamp()
-        return {"id": new_id, **fields, "created_at": now, "updated_at": now}
+        return {self.id_field: new_id, **fields, "created_at": now, "updated_at": now}
 
     def update(self, record: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
         """``record`` with ``changes`` applied and ``updated_at`` moved forward: to the later of
@@ -201,7 +212,7 @@ class RecordRules:
             moved = max(now, dt.datetime.fromisoformat(record["updated_at"]) + _TICK)
         except OverflowError:  # the last instant there is: no change can come after it
             last = f"its updated_at is the last time there is, and every change moves it forward; {NOTHING_CHANGED}"
-            raise InvalidBody([FieldError(("body",), f"{self.noun} with ID {record['id']} cannot change: {last}", "value_error.updated_at")]) from None
+            raise InvalidBody([FieldError(("body",), f"{self.noun} with ID {self.key(record)} cannot change: {last}", "value_error.updated_at")]) from None
         except (KeyError, TypeError, ValueError):  # a data file edited by hand may hold what an import refuses: no time to follow
             moved = now
         return {**record, **changes, "updated_at": _written(moved)}

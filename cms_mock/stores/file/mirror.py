@@ -126,6 +126,6 @@ class Mirror:
         replaced, so the loop goes on serving it meanwhile)."""
         logger.debug("%s was changed by another process; re-reading it", self._path)
         try:
-            return datafile.load(self._path, known=known)
+            return datafile.load(self._path, known=known, id_field=self._rules.id_field)
         except CorruptDataFile as exc:
             return exc

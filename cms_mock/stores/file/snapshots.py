@@ -18,11 +18,13 @@ logger = logging.getLogger(__name__)
 
 
 class Snapshots:
-    """The snapshot files of one data file; saved and restored through its writer."""
+    """The snapshot files of one data file (records keyed by their ``id_field``); saved and
+    restored through its writer."""
 
-    def __init__(self, data: Path, writer: Writer) -> None:
+    def __init__(self, data: Path, writer: Writer, id_field: str) -> None:
         self._directory = data.with_name(data.name + ".snapshots")
         self._writer = writer
+        self._id_field = id_field
 
     async def save(self, name: str) -> tuple[Snapshot, bool]:
         """The records as committed when the writer reaches this request (it holds the lock and
@@ -39,7 +41,7 @@ class Snapshots:
 
     async def restore(self, name: str) -> None:
         try:
-            records = await asyncio.to_thread(datafile.load, self._path(name))
+            records = await asyncio.to_thread(datafile.load, self._path(name), None, self._id_field)
         except CorruptDataFile as exc:
             raise StoreUnavailable(f"snapshot {name} cannot be read ({exc.reason}); {NOTHING_CHANGED}") from None
         if records is None:
@@ -64,7 +66,7 @@ class Snapshots:
         found = []
         for path in self._directory.glob("*.json"):
             with contextlib.suppress(FileNotFoundError, CorruptDataFile):  # deleted meanwhile; or not ours
-                found.append(_described(path, len(datafile.load(path) or {})))
+                found.append(_described(path, len(datafile.load(path, id_field=self._id_field) or {})))
         return sorted(found, key=lambda snapshot: (snapshot.created_at, snapshot.name))
 
     @staticmethod

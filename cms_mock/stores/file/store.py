@@ -38,7 +38,7 @@ class FileStore:
         self._mirror = Mirror(path, self._rules)
         self._health = Health(path)
         self._writer = Writer(path, self._rules, self._lock, self._mirror, self._health)
-        self._snapshots = Snapshots(path, self._writer)
+        self._snapshots = Snapshots(path, self._writer, self._rules.id_field)
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -54,7 +54,7 @@ class FileStore:
             logger.info("%s is a link to %s: the data, its .bak and its lock live beside the target", self.path, target)
             self._place(target)
         if not create:
-            records = datafile.load(self.path)
+            records = datafile.load(self.path, id_field=self._rules.id_field)
             if records is None:
                 raise StoreRefused(f"there is no data file at {self.path}")
             self._mirror.serve_loaded(records, datafile.signature(self.path))
@@ -63,9 +63,9 @@ class FileStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock.held_sync():
             datafile.remove_temp_files(self.path)
-            records = datafile.load_or_recover(self.path)
+            records = datafile.load_or_recover(self.path, self._rules.id_field)
             if records is None:
-                records = {str(record["id"]): encode(record) for record in self._rules.samples()}
+                records = {self._rules.key(record): encode(record, self._rules.id_field) for record in self._rules.samples()}
                 datafile.replace(self.path, records)
                 logger.info("created %s with %d sample records", self.path, len(records))
             self._mirror.serve_loaded(records, datafile.signature(self.path))
@@ -92,7 +92,7 @@ class FileStore:
         return await self._selector.select(await self.list(), query)
 
     async def keyed(self) -> bytes:
-        return keyed_object(await self.list())
+        return keyed_object(await self.list(), self._rules.id_field)
 
     async def get(self, key: str) -> bytes:
         await self._mirror.catch_up()

@@ -54,8 +54,8 @@ class Batch:
         return record
 
     def put(self, record: dict[str, Any]) -> bytes:
-        stored = encode(record)
-        self.changes[str(record["id"])] = stored
+        stored = encode(record, self.rules.id_field)
+        self.changes[self.rules.key(record)] = stored
         return stored[0]
 
     def delete(self, key: str) -> None:
@@ -67,8 +67,8 @@ class Batch:
         one changes nothing)."""
         given = builtins.list(records)
         if self.rules.counted_ids:
-            self.next_int = self.rules.next_id(self.next_int, (str(record["id"]) for record in given if "id" in record))
-        self.replace_stored({str(record["id"]): encode(record) for record in self.rules.complete(given, self._count)})
+            self.next_int = self.rules.next_id(self.next_int, (self.rules.key(record) for record in given if self.rules.id_field in record))
+        self.replace_stored({self.rules.key(record): encode(record, self.rules.id_field) for record in self.rules.complete(given, self._count)})
 
     def replace_stored(self, records: dict[str, RecordBytes]) -> None:
         if self.rules.counted_ids:

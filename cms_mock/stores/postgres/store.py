@@ -23,7 +23,6 @@ logger = logging.getLogger(__name__)
 _BATCH = 1000
 """Records per query of a list: the most one request holds in memory at a time."""
 
-_COUNTED_PREFIX = b'{"id":0'
 
 
 class PostgresStore:
@@ -160,15 +159,17 @@ class PostgresStore:
             if not self._rules.counted_ids:
                 record = self._rules.create(fields)
                 body = dump(record)
-                await connection.execute(f"INSERT INTO {self._table.quoted} (id, body) VALUES ($1, $2)", record["id"], body)
+                await connection.execute(f"INSERT INTO {self._table.quoted} (id, body) VALUES ($1, $2)", self._rules.key(record), body)
                 return body
             # The id comes from the sequence inside the statement: the record is written around it.
             template = dump(self._rules.create(fields, counted=0))
-            assert template.startswith(_COUNTED_PREFIX)
+            opening = b"{" + orjson.dumps(self._rules.id_field) + b":"  # the record's first member: its id
+            assert template.startswith(opening + b"0")
             made: bytes | None = await connection.fetchval(
-                f"""INSERT INTO {self._table.quoted} (id, body) SELECT next::text, ('{{"id":' || next || $1)::json
+                f"""INSERT INTO {self._table.quoted} (id, body) SELECT next::text, ($2 || next || $1)::json
                     FROM (SELECT nextval('{self._table.ids}') AS next) AS id WHERE next <= {LARGEST_ID} RETURNING body""",
-                template[len(_COUNTED_PREFIX) :].decode(),
+                template[len(opening) + 1 :].decode(),
+                opening.decode(),
             )
             if made is None:  # past the largest id: nothing inserted
                 raise self._rules.no_id_left()
@@ -229,7 +230,7 @@ class PostgresStore:
         made, after = self._rules.completed(records, following)
         if after != following:
             await connection.execute(f"SELECT setval('{self._table.ids}', $1, false)", after)
-        rows = [(str(record["id"]), dump(record)) for record in made]
+        rows = [(self._rules.key(record), dump(record)) for record in made]
         await connection.copy_records_to_table(self._table.name, records=rows, columns=["id", "body"])
 
     async def _following(self, connection: asyncpg.Connection) -> int:
