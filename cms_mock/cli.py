@@ -19,7 +19,7 @@ from pathlib import Path
 
 import uvicorn
 
-from cms_mock import __version__, metrics, transfer
+from cms_mock import __version__, check, metrics, transfer
 from cms_mock.app import check_store, create_app
 from cms_mock.errors import StoreRefused
 from cms_mock.http import protocol
@@ -43,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
                 "Each flag overrides the environment variable its help names. These settings have no flag: set them in the environment.",
                 *(f"  {variable:<{width}}  {meaning} (default {default})" for variable, default, meaning in only_variables),
                 "",
-                "'cms-mock export --help' and 'cms-mock import --help' move records between stores.",
+                "'cms-mock export --help' and 'cms-mock import --help' move records between stores;",
+                "'cms-mock check --spec FILE' prints what cms-mock understands of a spec, without serving it.",
             ]
         ),
     )
@@ -193,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] in (["export"], ["import"]):
         return transfer.main(argv)
+    if argv[:1] == ["check"]:
+        return check.main(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     try:

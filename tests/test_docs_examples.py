@@ -65,9 +65,9 @@ NOT_RUN = re.compile(r"^\s*<!--\s*not run:.*-->\s*$")
 BLOCK_TIMEOUT = 60
 PYTEST_TIMEOUT = 180
 START_TIMEOUT = 60
-# A line that starts a server and keeps running: cms-mock (but not its export or import), as a
+# A line that starts a server and keeps running: cms-mock (but not its export, import or check), as a
 # module, or under uvicorn; environment assignments may precede it.
-START = re.compile(r"^(?:\w+=\S*\s+)*(?:(?:\.venv/bin/)?cms-mock(?!\s+(?:export|import)\b)|python3? -m cms_mock|uvicorn)\b")
+START = re.compile(r"^(?:\w+=\S*\s+)*(?:(?:\.venv/bin/)?cms-mock(?!\s+(?:export|import|check)\b)|python3? -m cms_mock|uvicorn)\b")
 COMMENT = re.compile(r"(?:^|\s+)#.*$")
 SERVE_ALL = re.compile(r"\bserve all\b")
 # The Debian package that has each tool the examples run.
@@ -135,11 +135,16 @@ class Started(ServerProcess):
 
 
 def run_starts(starts: list[str], work: Path, env: dict[str, str]) -> None:
-    """Each command started, healthy on each of its ports, then stopped as ``Ctrl-C`` stops it."""
+    """Each command started, healthy on each of its ports, then stopped as ``Ctrl-C`` stops it;
+    in a directory of its own (its data apart from the page's services'), where the files the
+    page made so far (a spec to serve) are at hand."""
     cwd = work / "started"
     if not cwd.exists():
         cwd.mkdir()
         (cwd / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    for made in work.iterdir():
+        if made.is_file() and not (cwd / made.name).exists():
+            (cwd / made.name).symlink_to(made)
     for command in starts:
         with Started(command, cwd, env).start(wait=False) as server:
             try:

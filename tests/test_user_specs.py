@@ -213,3 +213,30 @@ def test_a_spec_names_no_built_in_service_beside_it(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["serve", "profile", "--spec", str(PETSTORE)])
     assert "--spec serves the spec it names" in capsys.readouterr().err
+
+
+def test_check_says_what_it_understood_of_a_spec(capsys):
+    assert cli.main(["check", "--spec", str(CASES[1].path)]) == 0
+    said = capsys.readouterr().out
+    assert "resource special-events: /special-events and /special-events/{eventId}" in said
+    assert "keyed by eventId (a UUID v4 made by the server)" in said
+    assert "answered from the spec's examples: GET /museum-hours, POST /tickets, GET /tickets/{ticketId}/qr" in said
+
+
+def test_check_refuses_what_it_cannot_serve_with_status_2(tmp_path, capsys):
+    path = tmp_path / "swagger.yaml"
+    path.write_text("swagger: '2.0'\ninfo: {title: Old, version: '1'}\npaths: {}\n", encoding="utf-8")
+    assert cli.main(["check", "--spec", str(path)]) == 2
+    assert "#/openapi: cms-mock serves OpenAPI 3.0 and 3.1 documents; this one is '2.0'" in capsys.readouterr().err
+
+
+def test_pages_are_numbered_where_the_list_declares_page(tmp_path):
+    """The museum's list takes ``page`` (from 1) and ``limit``: its pages and links use them."""
+    museum = CASES[1]
+    with LiveServer(tmp_path / "data", "serve", "--spec", str(museum.path), base=museum.base) as server, _client(server.start(), museum) as client:
+        made = [client.post("/special-events", json={**museum.new, "name": f"Event {n}"}).json() for n in range(3)]
+        second = client.get("/special-events", params={"limit": 2, "page": 2})
+        assert second.json() == made[2:]
+        assert second.headers["x-total-count"] == "3"
+        assert 'limit=2&page=1>; rel="first"' in second.headers["link"]
+        assert client.get("/special-events").json() == made  # the spec's default limit, 10, on page 1

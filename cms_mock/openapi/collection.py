@@ -4,7 +4,8 @@ describe a page of it (``X-Total-Count``, ``Link``).
 The spec declares the parameters and their rules (checked before the handler runs); their
 meaning follows from their names: one named after a field of the record matches that field
 exactly, ``q`` searches the fields its ``x-search`` lists, ``sort`` names fields (``-`` first:
-descending), ``limit`` and ``offset`` cut a page. A parameter the spec does not declare never
+descending), ``limit`` and ``offset`` cut a page (``per_page``, ``size``, ``page_size`` or
+``pageSize`` for ``limit``, and ``page``, counted from 1, for ``offset``). A parameter the spec does not declare never
 reaches here (connexion leaves it out), so it changes nothing, as in the seed's framework.
 """
 
@@ -19,6 +20,7 @@ from cms_mock.openapi.schemas import named
 from cms_mock.stores import Fields, Page, Query
 
 _TIMES = ("created_at", "updated_at")
+_SIZES = ("limit", "per_page", "size", "page_size", "pageSize")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +34,11 @@ class Collection:
     fields: Fields
     """The record's fields; ``searched``: what ``q`` searches (the parameter's ``x-search``);
     ``indexed``: every filter, and the times of creation and change (the usual sort keys)."""
+    size: str = "limit"
+    """The parameter that sizes a page: ``limit``, or the first of ``per_page``, ``size``,
+    ``page_size`` and ``pageSize`` the operation declares."""
+    pages: bool = False
+    """Whether pages are numbered (``page``, from 1) rather than counted off (``offset``)."""
 
     @classmethod
     def of(cls, spec: dict[str, Any], operation_id: str, record_schema: str) -> Collection:
@@ -42,13 +49,15 @@ class Collection:
         fields = {name: resolved(spec, schema) for name, schema in named(spec, record_schema)["properties"].items()}
         return cls(
             parameters=tuple(query),
-            filters=frozenset(name for name in query if name in fields),
+            filters=frozenset(name for name in query if name in fields and name not in (*_SIZES, "page", "offset")),
             fields=Fields(
                 names=tuple(fields),
                 numbers=frozenset(name for name, schema in fields.items() if schema.get("type") in ("integer", "number")),
                 indexed=tuple(name for name in fields if name in query or name in _TIMES),
                 searched=tuple(query.get("q", {}).get("x-search", ())),
             ),
+            size=next((name for name in _SIZES if name in query), "limit"),
+            pages="page" in query and "offset" not in query,
         )
 
     def query(self, params: dict[str, Any]) -> Query | None:
@@ -56,13 +65,15 @@ class Collection:
         given = {name: value for name, value in params.items() if value is not None}
         if not given:
             return None
+        limit = given.get(self.size)
+        page = given.get("page", 1) if self.pages else 1
         return Query(
             equal=tuple((name, value) for name, value in given.items() if name in self.filters),
             text=given.get("q"),
             sort=_sort(given.get("sort", "")),
             fields=self.fields,
-            limit=given.get("limit"),
-            offset=given.get("offset", 0),
+            limit=limit,
+            offset=(max(page, 1) - 1) * limit if self.pages and limit else given.get("offset", 0),
         )
 
 
@@ -88,11 +99,12 @@ def page_headers(collection: Collection, page: Page, query: Query, path: str, ra
     kept = [
         (name, value)
         for name, value in urllib.parse.parse_qsl(raw_query, keep_blank_values=True)
-        if name in collection.parameters and name not in ("limit", "offset")
+        if name in collection.parameters and name not in (collection.size, "offset", "page")
     ]
 
     def link(to: int, rel: str) -> str:
-        target = urllib.parse.urlencode([*kept, ("limit", str(limit)), ("offset", str(to))], quote_via=urllib.parse.quote)
+        where = ("page", str(to // limit + 1)) if collection.pages else ("offset", str(to))
+        target = urllib.parse.urlencode([*kept, (collection.size, str(limit)), where], quote_via=urllib.parse.quote)
         return f'<{path}?{target}>; rel="{rel}"'
 
     links = [link(0, "first")]

@@ -59,7 +59,8 @@ def _value_problem(loc: tuple[str | int, ...], kind: str, error: ValidationError
     if kind == "type" and error.instance is None and len(loc) > 1:
         return FieldError(loc, "none is not an allowed value", "type_error.none.not_allowed")
     if kind == "type":
-        return FieldError(loc, *_TYPE_ERRORS.get(limit, (error.message, "type_error")))
+        types = [name for name in (limit if isinstance(limit, list) else [limit]) if name != "null"]  # 3.1: ["string", "null"]
+        return FieldError(loc, *_TYPE_ERRORS.get(types[0] if len(types) == 1 else "", (error.message, "type_error")))
     if kind == "enum":
         permitted = ", ".join(repr(v) for v in limit)
         return FieldError(loc, f"value is not a valid enumeration member; permitted: {permitted}", "type_error.enum")

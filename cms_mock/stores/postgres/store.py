@@ -24,7 +24,6 @@ _BATCH = 1000
 """Records per query of a list: the most one request holds in memory at a time."""
 
 
-
 class PostgresStore:
     """Records keyed by id in one table of a PostgreSQL database (a ``RecordStore``)."""
 
