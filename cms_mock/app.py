@@ -29,6 +29,7 @@ from cms_mock.errors import StoreRefused
 from cms_mock.handlers import admin, examples, records
 from cms_mock.handlers.runtime import Runtime
 from cms_mock.http import error_responses, protocol
+from cms_mock.http.credentials import CredentialsGuard
 from cms_mock.http.documents import DOCS, Documents
 from cms_mock.http.error_responses import SpecDialect
 from cms_mock.http.faults import FaultInjector, Faults
@@ -40,7 +41,7 @@ from cms_mock.logs import configure_logging
 from cms_mock.openapi import additions, versions
 from cms_mock.openapi.patterns import check_patterns
 from cms_mock.openapi.resources import Resource, answered_from_examples
-from cms_mock.openapi.routes import SpecRoutes, base_path, prefixed
+from cms_mock.openapi.routes import SpecRoutes, base_path, prefixed, resolved
 from cms_mock.openapi.validators import VALIDATOR_MAP
 from cms_mock.record_files import start_records
 from cms_mock.services import load_spec, served
@@ -73,25 +74,34 @@ class ResourceResolver(SnakeCaseResolver):
     def resolve(self, operation: Any) -> Resolution:
         role = self.resource.roles.get(operation.operation_id)
         if role is not None:
-            return Resolution(records.handler(self.resource, role, self.base), operation.operation_id)
-        if (operation.path, operation.method) in self.from_examples:
-            written = self.spec["paths"][operation.path][operation.method]
-            return Resolution(examples.handler(self.spec, written), operation.operation_id or f"{operation.method} {operation.path}")
-        return super().resolve(operation)
+            function = records.handler(self.resource, role, self.base)
+        elif (operation.path, operation.method) in self.from_examples:
+            function = examples.handler(self.spec, self.spec["paths"][operation.path][operation.method])
+        else:
+            return super().resolve(operation)
+        return Resolution(
+            records.taking(function, self._declared(operation.path, operation.method)), operation.operation_id or f"{operation.method} {operation.path}"
+        )
+
+    def _declared(self, path: str, method: str) -> list[str]:
+        """The names of the query and path parameters the operation declares, and ``body`` if it takes one."""
+        item = self.spec["paths"][path]
+        written = [resolved(self.spec, parameter) for parameter in [*item.get("parameters", []), *item[method].get("parameters", [])]]
+        return [parameter["name"] for parameter in written if parameter.get("in") in ("query", "path")] + (["body"] if "requestBody" in item[method] else [])
 
 
 def create_app(settings: Settings) -> AsyncApp:
     """Build the app for ``settings.service``; its store opens when the app starts."""
     service = served(settings)
-    spec = additions.served(service.load_spec())
+    spec = additions.served(service.load_spec(), None if service.built_in else service.resource)
     base = base_path(spec)
-    check_patterns(spec, worded=settings.spec is None)
+    check_patterns(spec, worded=service.built_in)
     start = start_records(service, settings.fixtures)
     faults = Faults(spec)
     view = versions.for_connexion(spec)  # what connexion binds operations and parameters from
     control = admin.admin_spec(load_spec(admin.SPEC_FILE), service, view) if settings.admin_api else None
     if control is not None:
-        check_patterns(control, worded=settings.spec is None)
+        check_patterns(control, worded=service.built_in)
     for notice in settings.notices:
         logger.warning("%s", notice)
 
@@ -144,7 +154,8 @@ def create_app(settings: Settings) -> AsyncApp:
         )
         routing = admin.with_admin_paths(routing, control)
     routes = SpecRoutes(routing)
-    error_responses.register(app, service.dialect or SpecDialect(spec, SpecRoutes(prefixed(spec, base)), admin.PREFIX + "/"))
+    served_routes = SpecRoutes(prefixed(spec, base))  # the service's own paths, without the control plane's
+    error_responses.register(app, service.dialect or SpecDialect(spec, served_routes, admin.PREFIX + "/"))
     app.add_middleware(
         CORSMiddleware,
         position=MiddlewarePosition.BEFORE_EXCEPTION,
@@ -170,6 +181,15 @@ def create_app(settings: Settings) -> AsyncApp:
     if control is not None:
         app.add_middleware(Documents, position=MiddlewarePosition.BEFORE_SWAGGER, spec=control, prefix=admin.PREFIX, secured=secured)
     app.add_middleware(RequestGate, position=MiddlewarePosition.BEFORE_SWAGGER, routes=routes, assets=DOCS)
+    _add_request_checks(app, settings, spec if not service.built_in else None, routes, served_routes)
+    app.add_middleware(FaultInjector, position=MiddlewarePosition.BEFORE_ROUTING, service=service.key, faults=faults, rules=control is not None)
+    return app
+
+
+def _add_request_checks(app: AsyncApp, settings: Settings, user_spec: dict[str, Any] | None, routes: SpecRoutes, served_routes: SpecRoutes) -> None:
+    """What a request must be before it is routed: no larger than the limit, with ``API_KEY``
+    set the key where the spec secures an operation, and for a user's spec the credentials
+    its operations' security names."""
     app.add_middleware(BodyLimit, position=MiddlewarePosition.BEFORE_ROUTING, max_bytes=settings.max_body_bytes)
     if settings.api_key:
         app.add_middleware(
@@ -180,8 +200,8 @@ def create_app(settings: Settings) -> AsyncApp:
             routes=routes,
             always_under=admin.PREFIX + "/",
         )
-    app.add_middleware(FaultInjector, position=MiddlewarePosition.BEFORE_ROUTING, service=service.key, faults=faults, rules=control is not None)
-    return app
+    if user_spec is not None:
+        app.add_middleware(CredentialsGuard, position=MiddlewarePosition.BEFORE_ROUTING, spec=user_spec, routes=served_routes)
 
 
 def check_store(settings: Settings) -> None:

@@ -21,11 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from connexion.exceptions import InvalidSpecification
+from connexion.spec import OpenAPISpecification
 
 from cms_mock.http.error_responses import DetailDialect, Dialect, ErrorDialect
+from cms_mock.openapi import versions
 from cms_mock.openapi.collection import Collection
 from cms_mock.openapi.resources import EXTENSION, Resource, SpecProblem, find
-from cms_mock.openapi.schemas import named
+from cms_mock.openapi.routes import server_url
+from cms_mock.openapi.schemas import merged, named
 from cms_mock.settings import Settings, SettingsError
 from cms_mock.stores.records import TIMES, RecordRules
 
@@ -50,8 +54,33 @@ def load_spec(file_name: str) -> dict[str, Any]:
 
 
 def read_spec(path: Path) -> dict[str, Any]:
+    """The spec at ``path``, its response codes as the strings they are (YAML reads an unquoted
+    ``200:`` as a number)."""
     with open(path, encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=_YAML_LOADER)  # type: ignore[no-any-return]
+        spec = yaml.load(handle, Loader=_YAML_LOADER)
+    for item in spec.get("paths", {}).values() if isinstance(spec, dict) and isinstance(spec.get("paths"), dict) else ():
+        for operation in item.values() if isinstance(item, dict) else ():
+            if isinstance(operation, dict) and isinstance(operation.get("responses"), dict):
+                operation["responses"] = {str(code): response for code, response in operation["responses"].items()}
+    return spec  # type: ignore[no-any-return]
+
+
+def _checked(spec: Any) -> dict[str, Any]:
+    """``spec`` once it is known to be an OpenAPI 3.0 or 3.1 document connexion can bind; a
+    ``SpecProblem`` naming what breaks the OpenAPI schema otherwise."""
+    if not isinstance(spec, dict) or not str(spec.get("openapi", "")).startswith(("3.0.", "3.1.")):
+        found = (spec.get("openapi", spec.get("swagger", "no version")) if isinstance(spec, dict) else "empty") if spec else "empty"
+        raise SpecProblem("#/openapi", f"cms-mock serves OpenAPI 3.0 and 3.1 documents (openapi: '3.0.3' or '3.1.0'); this one is {found!r}")
+    server = (spec.get("servers") or [{}])[0]
+    for name in re.findall(r"\{([^}]*)\}", str(server.get("url", ""))):
+        if "default" not in server.get("variables", {}).get(name, {}):
+            raise SpecProblem("#/servers/0/url", f"names the variable {{{name}}}, which servers[0].variables does not give a default")
+    try:
+        OpenAPISpecification.from_dict(versions.for_connexion(spec))
+    except InvalidSpecification as exc:
+        where = "/".join(str(part).replace("~", "~0").replace("/", "~1") for part in getattr(exc, "path", ()) or ())
+        raise SpecProblem(f"#/{where}", f"breaks the OpenAPI schema: {str(exc).splitlines()[0]}") from None
+    return spec
 
 
 _DIALECTS: dict[str, tuple[Dialect | None, str | None]] = {
@@ -75,14 +104,14 @@ class Service:
     """The schema of the control plane's 422 body in this service's dialect (None: problem details)."""
     default_port: int
     rules: RecordRules
+    built_in: bool = False
+    """One of ``BUILT_IN``, whose spec declares every answer (no additions) and words every pattern."""
 
     @classmethod
-    def read(cls, path: Path) -> Service:
-        """The service ``path``'s spec declares; a ``SpecProblem`` saying what it lacks."""
-        spec = read_spec(path)
-        if not isinstance(spec, dict) or not str(spec.get("openapi", "")).startswith(("3.0.", "3.1.")):
-            found = spec.get("openapi", spec.get("swagger", "no version")) if isinstance(spec, dict) else type(spec).__name__
-            raise SpecProblem("#/openapi", f"cms-mock serves OpenAPI 3.0 and 3.1 documents; this one is {found!r}")
+    def read(cls, path: Path, built_in: bool = False) -> Service:
+        """The service ``path``'s spec declares; a ``SpecProblem`` saying what it lacks. A
+        built-in spec is checked by the tests, not at every start."""
+        spec = read_spec(path) if built_in else _checked(read_spec(path))
         declared = spec.get(EXTENSION, {})
         resources = find(spec)
         if not resources:
@@ -96,8 +125,13 @@ class Service:
             raise SpecProblem(f"#/{EXTENSION}/errors", f"must be one of {', '.join(_DIALECTS)}, not {errors!r}")
         dialect, validation_schema = _DIALECTS[errors]
         start = resource.start_records(spec)
-        record = named(spec, resource.record_schema)["properties"]
+        record = named(spec, resource.record_schema).get("properties", {})
         id_field = resource.id_field(record)
+        if id_field not in record:
+            pointer = f"#/components/schemas/{resource.record_schema}/properties"
+            named_by = f"{resource.id_parameter!r} (the item path's parameter) nor " if resource.id_parameter != id_field else ""
+            declare = f"x-cms-mock: {{id-field: NAME}} on {resource.collection}"
+            raise SpecProblem(pointer, f"has neither {named_by}{id_field!r} to hold a record's id: name the field that does with {declare}")
         return cls(
             key=str(declared.get("service", re.sub(r"[^a-z0-9]+", "_", path.stem.lower()).strip("_") or "api")),
             path=path,
@@ -105,12 +139,14 @@ class Service:
             dialect=dialect,
             validation_schema=validation_schema,
             default_port=_port(spec),
+            built_in=built_in,
             rules=RecordRules(
                 "int" if record.get(id_field, {}).get("type") == "integer" else "uuid4",  # integers are counted; any other id is a UUID v4
                 lambda: copy.deepcopy(start),
                 resource.noun,
                 stamped=set(TIMES) <= record.keys(),
                 id_field=id_field,
+                zone="Z" if not built_in and any(merged(spec, record.get(name, {})).get("format") == "date-time" for name in TIMES) else "",
             ),
         )
 
@@ -146,12 +182,12 @@ class Service:
 
 
 def _port(spec: dict[str, Any]) -> int:
-    """The first ``servers`` URL's port; 8080 when it names none (its scheme's, 80 or 443, is not for a mock)."""
-    url = urllib.parse.urlsplit(spec.get("servers", [{}])[0].get("url", ""))
-    return url.port or 8080
+    """The first ``servers`` URL's port (its variables at their defaults); 8080 when it names
+    none (its scheme's, 80 or 443, is not for a mock)."""
+    return urllib.parse.urlsplit(server_url(spec)).port or 8080
 
 
-SERVICES = {service.key: service for service in (Service.read(spec_path(name)) for name in BUILT_IN)}
+SERVICES = {service.key: service for service in (Service.read(spec_path(name), built_in=True) for name in BUILT_IN)}
 
 
 @functools.cache
@@ -163,6 +199,8 @@ def _user_spec(path: Path) -> Service:
         raise SettingsError(f"SPEC {path} cannot be read: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise SettingsError(f"SPEC {path} is not YAML or JSON: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"SPEC {path} is not UTF-8 text: {exc}") from None
     except SpecProblem as exc:
         raise SettingsError(f"SPEC {path} cannot be served: {exc}") from None
 

@@ -37,6 +37,8 @@ class Case:
     change: dict[str, Any] | None
     bad: dict[str, Any]
     refused: int
+    auth: tuple[str, str] | None = None
+    """Credentials of the kind the spec's security asks for (any value passes)."""
 
     @property
     def path(self) -> Path:
@@ -55,6 +57,7 @@ CASES = [
         {"price": 15},
         {"name": 5},
         400,  # the spec declares a 400 and no 422
+        ("visitor", "any password"),  # every operation asks for HTTP basic
     ),
 ]
 
@@ -103,7 +106,7 @@ def served(tmp_path, backend, case):
 
 
 def _client(server: LiveServer, case: Case) -> httpx.Client:
-    return httpx.Client(base_url=server.url + case.base)
+    return httpx.Client(base_url=server.url + case.base, auth=case.auth)
 
 
 def test_each_resource_goes_through_its_crud_cycle(served, case):
@@ -194,7 +197,7 @@ def test_the_served_document_declares_the_health_check_the_engine_adds(tmp_path)
 @pytest.mark.parametrize(
     ("change", "said"),
     [
-        ({"openapi": "2.0"}, "#/openapi: cms-mock serves OpenAPI 3.0 and 3.1 documents; this one is '2.0'"),
+        ({"openapi": "2.0"}, "#/openapi: cms-mock serves OpenAPI 3.0 and 3.1 documents (openapi: '3.0.3' or '3.1.0'); this one is '2.0'"),
         (
             {"paths": {"/pets": {"get": {"operationId": "list", "responses": {"200": {"description": "ok"}}}}}},
             "#/paths: no resource found: a resource is a path with a GET and one path below it with a GET",
@@ -227,7 +230,7 @@ def test_check_refuses_what_it_cannot_serve_with_status_2(tmp_path, capsys):
     path = tmp_path / "swagger.yaml"
     path.write_text("swagger: '2.0'\ninfo: {title: Old, version: '1'}\npaths: {}\n", encoding="utf-8")
     assert cli.main(["check", "--spec", str(path)]) == 2
-    assert "#/openapi: cms-mock serves OpenAPI 3.0 and 3.1 documents; this one is '2.0'" in capsys.readouterr().err
+    assert "#/openapi: cms-mock serves OpenAPI 3.0 and 3.1 documents (openapi: '3.0.3' or '3.1.0'); this one is '2.0'" in capsys.readouterr().err
 
 
 def test_pages_are_numbered_where_the_list_declares_page(tmp_path):
@@ -240,3 +243,127 @@ def test_pages_are_numbered_where_the_list_declares_page(tmp_path):
         assert second.headers["x-total-count"] == "3"
         assert 'limit=2&page=1>; rel="first"' in second.headers["link"]
         assert client.get("/special-events").json() == made  # the spec's default limit, 10, on page 1
+
+
+def test_an_operation_secured_by_the_spec_needs_credentials_of_its_kind_and_takes_any(tmp_path):
+    museum = CASES[1]
+    judge = Judge(museum.path)
+    with LiveServer(tmp_path / "data", "serve", "--spec", str(museum.path), "--debug", base=museum.base) as server:
+        server.start()
+        url = server.url + museum.base
+        refused = httpx.post(f"{url}/special-events", json=museum.new)
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"] == 'Basic realm="cms-mock"'
+        assert refused.headers["content-type"] == "application/problem+json"  # the body the served document adds for it
+        assert "Authorization: Basic" in refused.json()["detail"]
+        assert httpx.get(f"{url}/special-events", auth=museum.auth).json() == []  # nothing was stored
+        bearer = httpx.get(f"{url}/special-events", headers={"Authorization": "Bearer x"})
+        assert bearer.status_code == 401  # credentials, but not of the kind the spec names
+        missing = httpx.delete(f"{url}/special-events/3be6453c-03eb-4357-ae5a-984a0e574a54")
+        assert missing.status_code == 401
+        assert judge(missing, "/special-events/{eventId}") == {"title": missing.json()["title"]}  # the 401 deleteSpecialEvent declares
+        assert httpx.get(f"{url}/museum-hours", auth=("a", "b")).status_code == 200
+
+
+BOOKS = """
+openapi: 3.1.0
+info: {title: Books, version: "1"}
+servers: [{url: "http://127.0.0.1:{port}/{version}", variables: {port: {default: "9000"}, version: {default: v1}}}]
+paths:
+  /books:
+    get:
+      operationId: listBooks
+      responses:
+        200:
+          description: The books.
+          content: {application/json: {schema: {type: array, items: {$ref: "#/components/schemas/Book"}}}}
+    post:
+      operationId: createBook
+      requestBody: {required: true, content: {application/json: {schema: {$ref: "#/components/schemas/Book"}}}}
+      responses:
+        201: {description: Made., content: {application/json: {schema: {$ref: "#/components/schemas/Book"}}}}
+  /books/{isbn}:
+    parameters: [{name: isbn, in: path, required: true, schema: {type: string}}]
+    get:
+      operationId: getBook
+      responses:
+        200: {description: The book., content: {application/json: {schema: {$ref: "#/components/schemas/Book"}}}}
+    patch:
+      operationId: changeBook
+      requestBody: {required: true, content: {application/json: {schema: {$ref: "#/components/schemas/Book"}}}}
+      responses:
+        200: {description: Changed., content: {application/json: {schema: {$ref: "#/components/schemas/Book"}}}}
+components:
+  schemas:
+    Book:
+      type: object
+      additionalProperties: false
+      required: [title]
+      properties:
+        isbn: {type: string, format: uuid}
+        title: {type: string}
+        pages: {type: [integer, "null"]}
+        created_at: {type: string, format: date-time}
+        updated_at: {type: string, format: date-time}
+"""
+
+
+def test_a_hand_written_spec_with_its_own_habits_is_served_as_written(tmp_path):
+    """Unquoted response codes, a servers URL with variables, an id field named by the path, and
+    RFC 3339 timestamps the server keeps (``--debug``: every answer is checked against the spec)."""
+    spec = tmp_path / "books.yaml"
+    spec.write_text(BOOKS, encoding="utf-8")
+    with (
+        LiveServer(tmp_path / "data", "serve", "--spec", str(spec), "--debug", base="/v1") as server,
+        httpx.Client(base_url=server.start().url + "/v1") as client,
+    ):
+        made = client.post("/books", json={"isbn": "not mine to choose", "title": "Dune", "created_at": "1965-08-01T00:00:00Z"})
+        assert made.status_code == 422  # isbn: not a UUID
+        made = client.post("/books", json={"title": "Dune", "pages": 412})
+        assert made.status_code == 201
+        book = made.json()
+        assert book["created_at"].endswith("Z")
+        assert book["created_at"] == book["updated_at"]
+        assert client.post("/books", json={"title": "Dune", "pages": 412.0}).status_code == 422  # 2020-12 would take it; an integer type would not
+        changed = client.patch(f"/books/{book['isbn']}", json={"title": "Dune", "pages": None, "isbn": "00000000-0000-4000-8000-000000000000"})
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["isbn"] == book["isbn"]  # the id is the server's: never changed by a request
+        assert changed.json()["pages"] is None
+        assert changed.json()["updated_at"] > book["updated_at"]
+        assert list(client.get("/books").json()) == [changed.json()]
+
+
+@pytest.mark.parametrize(
+    ("spec", "said"),
+    [
+        (
+            BOOKS.replace("isbn: {type: string, format: uuid}", "code: {type: string}"),
+            "has neither 'isbn' (the item path's parameter) nor 'id'",
+        ),
+        (BOOKS.replace("version: {default: v1}", "version: {enum: [v1]}"), "#/servers/0/url: names the variable {version}"),
+        (BOOKS.replace("description: The books.", "description: no"), "#/paths/~1books/get/responses/200: breaks the OpenAPI schema"),
+        ("", "this one is 'empty'"),
+    ],
+)
+def test_a_spec_that_cannot_be_served_is_refused_in_one_line(tmp_path, capsys, spec, said):
+    path = tmp_path / "api.yaml"
+    path.write_text(spec, encoding="utf-8")
+    assert cli.main(["check", "--spec", str(path)]) == 2
+    assert said in capsys.readouterr().err
+
+
+def test_a_spec_that_is_not_utf8_is_refused_in_one_line(tmp_path, capsys):
+    path = tmp_path / "api.yaml"
+    path.write_bytes(b"\xff\xfeopenapi: 3.1.0")
+    assert cli.main(["check", "--spec", str(path)]) == 2
+    assert "is not UTF-8 text" in capsys.readouterr().err
+
+
+def test_a_fault_rule_answers_in_the_body_the_operation_declares(tmp_path):
+    museum = CASES[1]
+    judge = Judge(museum.path)
+    with LiveServer(tmp_path / "data", "serve", "--spec", str(museum.path), "--debug", base=museum.base) as server, _client(server.start(), museum) as client:
+        assert httpx.post(f"{server.url}/__admin/faults", json={"operationId": "createSpecialEvent", "status": 404}).status_code == 201
+        injected = client.post("/special-events", json=museum.new)
+        assert injected.status_code == 404
+        assert "Injected fault" in judge(injected, "/special-events")["title"]

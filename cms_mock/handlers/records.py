@@ -3,6 +3,7 @@ declares (``openapi.resources``); validation happened before them."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,6 +14,16 @@ from cms_mock.handlers.runtime import changed_response, created_response, curren
 from cms_mock.openapi.resources import Resource, Role
 
 Handler = Callable[..., Awaitable[Response]]
+
+
+def taking(function: Handler, names: list[str]) -> Handler:
+    """``function`` as connexion should see it: taking exactly the declared parameters ``names``
+    (and ``body``), so it passes those and no other. A handler that showed its ``**params``
+    would be handed every query parameter a client sends, each undeclared one logged by
+    connexion as an error of the spec's."""
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    function.__signature__ = inspect.Signature([inspect.Parameter(sanitized(name), keyword, default=None) for name in dict.fromkeys(names)])  # type: ignore[attr-defined]
+    return function
 
 
 def handler(resource: Resource, role: Role, base: str) -> Handler:

@@ -31,6 +31,9 @@ _PREFER_CODE = re.compile(r"(?:^|[,;\s])code\s*=\s*\"?([1-5][0-9]{2})\"?(?=$|[,;
 
 _HEADER_VALUES = {"WWW-Authenticate": 'ApiKey header="X-API-Key"'}
 
+_ERRORS = [status.value for status in http.HTTPStatus if status.value >= 400]
+"""The error statuses an operation with a ``default`` response may be made to answer."""
+
 _BODY_HEADERS = (b"content-length", b"transfer-encoding")
 """A request without either has no body to read."""
 
@@ -45,10 +48,10 @@ class Faults:
         for item in spec["paths"].values():
             for operation in item.values():
                 if isinstance(operation, dict) and "operationId" in operation:
-                    declared = {}
-                    for status, response in operation.get("responses", {}).items():
-                        if status.isdigit() and int(status) >= 400:
-                            declared[int(status)] = resolved(spec, response)
+                    responses = operation.get("responses", {})
+                    declared = {int(status): resolved(spec, response) for status, response in responses.items() if str(status).isdigit() and int(status) >= 400}
+                    if "default" in responses:  # any error status, in the default's body
+                        declared = {status: resolved(spec, responses["default"]) for status in _ERRORS} | declared
                     self.declared[operation["operationId"]] = declared
                     if "requestBody" not in operation:
                         self._bodiless.add(operation["operationId"])
@@ -80,8 +83,8 @@ class Faults:
             invalid.headers = headers
             return invalid
         content = self.declared[operation][status].get("content", {}).get("application/json", {})
-        if content.get("schema", {}).get("$ref", "").endswith("/ErrorMessage"):
-            return ApiError(message, status=status, headers=headers)
+        if content.get("schema", {}).get("$ref", "").endswith("/ErrorMessage") or "example" not in content:
+            return ApiError(message, status=status, headers=headers)  # written in the service's dialect
         return InjectedError({**content["example"], "reason": message}, status=status, headers=headers)
 
     def preferred(self, operation: str, prefer: str | None) -> ApiError | None:

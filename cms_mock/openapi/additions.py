@@ -1,16 +1,22 @@
 """What the engine answers beyond a user's spec, declared in the document it serves.
 
-A spec written for another server does not declare the engine's health check; the document the
-engine serves (and routes, and validates by) is the user's spec with it added, marked
-``x-cms-mock-added: true`` so that a reader can tell the user's operations from the engine's,
-and "never answer what the served spec does not declare" stays true. The user's file is never
-changed. A spec that declares the path itself keeps its own.
+A spec written for another server does not declare the engine's health check, nor every status
+the engine may answer (a 413 for a body too large, a 503 when the store cannot work, a 304 for
+an unchanged record...). The document the engine serves (and routes, and validates by) is the
+user's spec with them added, each marked ``x-cms-mock-added: true`` so that a reader can tell
+the user's declarations from the engine's, and "never answer what the served spec does not
+declare" stays true: an added status answers problem details (RFC 9457). The user's file is
+never changed; what it declares (its own ``/health``, a status, a ``default``) is kept.
 """
 
 from __future__ import annotations
 
 import copy
 from typing import Any
+
+from cms_mock.openapi.error_bodies import PROBLEM, PROBLEM_SCHEMA
+from cms_mock.openapi.resources import Resource
+from cms_mock.openapi.routes import METHODS
 
 ADDED = "x-cms-mock-added"
 
@@ -43,16 +49,74 @@ _HEALTH = {
 }
 
 
-def served(spec: dict[str, Any]) -> dict[str, Any]:
-    """``spec`` with the engine's operations it lacks added (a copy: ``spec`` is left as it is)."""
-    if HEALTH in spec.get("paths", {}):
-        return spec
-    return {**spec, "paths": {**spec.get("paths", {}), HEALTH: copy.deepcopy(_HEALTH)}}
+def served(spec: dict[str, Any], resource: Resource | None = None) -> dict[str, Any]:
+    """``spec`` with the engine's health check if it lacks one, and with ``resource`` (a user's
+    spec's) the statuses each operation may answer that it does not declare (a copy: ``spec``
+    is left as it is). The built-in specs declare all they answer."""
+    paths = dict(spec.get("paths", {}))
+    if HEALTH not in paths:
+        paths[HEALTH] = copy.deepcopy(_HEALTH)
+    if resource is not None:
+        for template, item in list(paths.items()):
+            paths[template] = {
+                key: _answerable(template, value, resource, spec.get("security", [])) if key in METHODS else value for key, value in item.items()
+            }
+    return {**spec, "paths": paths}
+
+
+def _answerable(template: str, operation: dict[str, Any], resource: Resource, security: list[dict[str, Any]]) -> dict[str, Any]:
+    """``operation`` with the statuses the engine may answer for it that it does not declare
+    (``security``: the spec's, which the operation's own replaces)."""
+    declared = {str(code) for code in operation.get("responses", {})}
+    if "default" in declared:
+        return operation
+    role = resource.roles.get(operation.get("operationId", ""))
+    responses = dict(operation.get("responses", {}))
+    for status, description in _statuses(template, operation, role, operation.get("security", security), declared).items():
+        if status not in declared and f"{status[0]}XX" not in declared:
+            responses[status] = {"description": description, ADDED: True, "content": {PROBLEM: {"schema": PROBLEM_SCHEMA}}}
+    if role in ("read", "list") and "304" not in declared:
+        responses["304"] = {"description": "The record or list is still the version If-None-Match names; no body.", ADDED: True}
+    return {**operation, "responses": responses}
+
+
+def _statuses(template: str, operation: dict[str, Any], role: str | None, security: list[dict[str, Any]], declared: set[str]) -> dict[str, str]:
+    """The error statuses the engine may answer for ``operation`` (of ``role`` on a resource),
+    and what each means."""
+    statuses = {"500": "An unexpected error; it is logged, and the body holds no traceback."}
+    if security and all(security):  # an empty requirement makes credentials optional
+        statuses["401"] = "The request carries none of the credentials the operation's security names (any value of them passes)."
+    if "requestBody" in operation:
+        statuses["413"] = "The body is larger than MAX_BODY_BYTES; it was not read."
+        statuses["415"] = "The body's Content-Type is not a JSON type."
+    if "requestBody" in operation or operation.get("parameters") or "{" in template:
+        refused = "400" if "400" in declared and "422" not in declared else "422"
+        statuses[refused] = "The request breaks the document's rules: every problem is listed, and nothing changed."
+        statuses["400"] = "A path parameter is not of its declared type."
+    if role is not None:
+        statuses["503"] = "The store cannot do this now; the body says why, and whether anything changed."
+    if role in ("read", "update", "delete"):
+        statuses["404"] = "No record has this id."
+    if role in ("update", "delete"):
+        statuses["412"] = "If-Match names a version the record no longer is."
+    return statuses
 
 
 def added(spec: dict[str, Any]) -> list[str]:
-    """The paths of ``spec`` the engine added: what ``cms-mock check`` lists."""
-    return [path for path, item in spec.get("paths", {}).items() if item.get(ADDED)]
+    """What the engine added to ``spec``: what ``cms-mock check`` lists."""
+    paths = [f"GET {path}" for path, item in spec.get("paths", {}).items() if item.get(ADDED)]
+    statuses = sorted(
+        {
+            status
+            for item in spec.get("paths", {}).values()
+            if not item.get(ADDED)
+            for method, operation in item.items()
+            if method in METHODS
+            for status, response in operation.get("responses", {}).items()
+            if isinstance(response, dict) and response.get(ADDED)
+        }
+    )
+    return paths + ([f"the statuses {', '.join(statuses)} on the operations that do not declare them"] if statuses else [])
 
 
 def count_field(spec: dict[str, Any]) -> str:

@@ -66,6 +66,8 @@ class Collection:
         if not given:
             return None
         limit = given.get(self.size)
+        if limit is not None:
+            limit = max(limit, 0)  # a spec that bounds neither: no record on a page of 0 or fewer
         page = given.get("page", 1) if self.pages else 1
         return Query(
             equal=tuple((name, value) for name, value in given.items() if name in self.filters),
@@ -73,7 +75,7 @@ class Collection:
             sort=_sort(given.get("sort", "")),
             fields=self.fields,
             limit=limit,
-            offset=(max(page, 1) - 1) * limit if self.pages and limit else given.get("offset", 0),
+            offset=(max(page, 1) - 1) * limit if self.pages and limit else max(given.get("offset", 0), 0),
         )
 
 
@@ -92,8 +94,8 @@ def page_headers(collection: Collection, page: Page, query: Query, path: str, ra
     request's other declared parameters (the undeclared, ignored, are left out: a link is never
     longer than the parameters' own limits allow). ``prev`` of a page past the end is the last page."""
     headers = {"X-Total-Count": str(page.total)}
-    if query.limit is None:
-        return headers
+    if not query.limit or not (collection.pages or "offset" in collection.parameters):
+        return headers  # no page, pages of nothing, or no parameter a link could name the next page with
     limit, offset = query.limit, query.offset
     last = max(page.total - 1, 0) // limit * limit
     kept = [

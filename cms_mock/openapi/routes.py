@@ -26,14 +26,19 @@ def resolved(spec: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
-def base_path(spec: dict[str, Any]) -> str:
-    """Where the API's paths begin on the server: the path of the first ``servers`` URL (its
-    variables at their defaults), as connexion routes them; ``""`` for none or ``/``."""
+def server_url(spec: dict[str, Any]) -> str:
+    """The first ``servers`` URL, its variables at their defaults (``""`` for none)."""
     server = (spec.get("servers") or [{}])[0]
     url = str(server.get("url", ""))
     for name, variable in server.get("variables", {}).items():
         url = url.replace(f"{{{name}}}", str(variable.get("default", "")))
-    return urllib.parse.urlsplit(url).path.rstrip("/")
+    return url
+
+
+def base_path(spec: dict[str, Any]) -> str:
+    """Where the API's paths begin on the server: the path of the first ``servers`` URL, as
+    connexion routes them; ``""`` for none or ``/``."""
+    return urllib.parse.urlsplit(server_url(spec)).path.rstrip("/")
 
 
 def prefixed(spec: dict[str, Any], base: str) -> dict[str, Any]:

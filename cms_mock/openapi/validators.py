@@ -9,7 +9,9 @@ patterns as ECMA-262 (``patterns``) and list every problem at once in Pydantic v
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
+import uuid
 from typing import Any
 
 from connexion.datastructures import MediaTypeDict
@@ -27,7 +29,9 @@ from cms_mock.openapi.strict_json import parse_json
 from cms_mock.openapi.versions import SOURCE
 
 FORMAT_CHECKER = FormatChecker(formats=())
-"""Only the formats checked here are enforced; an address is checked by its schema's pattern alone."""
+"""Only the formats checked here are enforced; an address is checked by its schema's pattern alone
+(the built-in specs say every rule of theirs with a pattern, and use no format below but ``date``
+and a bounded ``int64``: these are for a user's spec, whose clients rely on its formats)."""
 
 
 @FORMAT_CHECKER.checks("date", raises=ValueError)
@@ -38,11 +42,57 @@ def _is_date(value: object) -> bool:
     return True
 
 
+@FORMAT_CHECKER.checks("date-time", raises=ValueError)
+def _is_date_time(value: object) -> bool:
+    """RFC 3339's date and time, with its offset (``Z`` or ``+01:00``)."""
+    return not isinstance(value, str) or dt.datetime.fromisoformat(value).tzinfo is not None
+
+
+@FORMAT_CHECKER.checks("uuid", raises=ValueError)
+def _is_uuid(value: object) -> bool:
+    """A UUID written whole, with its four hyphens."""
+    return not isinstance(value, str) or (uuid.UUID(value) is not None and len(value) == 36 and all(value[i] == "-" for i in (8, 13, 18, 23)))
+
+
+@FORMAT_CHECKER.checks("email")
+def _is_email(value: object) -> bool:
+    """Some text on each side of one ``@``: what every address has, and no more is judged."""
+    return not isinstance(value, str) or (value.count("@") == 1 and all(value.split("@")))
+
+
+@FORMAT_CHECKER.checks("ipv4", raises=ValueError)
+def _is_ipv4(value: object) -> bool:
+    return not isinstance(value, str) or ipaddress.IPv4Address(value) is not None
+
+
+@FORMAT_CHECKER.checks("ipv6", raises=ValueError)
+def _is_ipv6(value: object) -> bool:
+    return not isinstance(value, str) or ipaddress.IPv6Address(value) is not None
+
+
+def _integer_format(name: str, bits: int) -> None:
+    """OpenAPI's ``int32`` and ``int64``: an integer its format can hold (a client's type would
+    overflow on a larger one), checked where a spec sets no maximum of its own."""
+
+    @FORMAT_CHECKER.checks(name)
+    def _fits(value: object) -> bool:
+        return not isinstance(value, int) or isinstance(value, bool) or -(2 ** (bits - 1)) <= value < 2 ** (bits - 1)
+
+
+_integer_format("int32", 32)
+_integer_format("int64", 64)
+
+
 RequestValidator = validators.extend(Draft4RequestValidator, {"pattern": ecma_pattern})  # type: ignore[no-untyped-call]
 """Connexion's request validator (nullable, OpenAPI enums) with ECMA-262 patterns."""
 
-JsonSchemaValidator = validators.extend(Draft202012Validator, {"pattern": ecma_pattern})  # type: ignore[no-untyped-call]
-"""JSON Schema 2020-12, OpenAPI 3.1's dialect, with ECMA-262 patterns."""
+JsonSchemaValidator = validators.extend(  # type: ignore[no-untyped-call]
+    Draft202012Validator,
+    {"pattern": ecma_pattern},
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)),
+)
+"""JSON Schema 2020-12, OpenAPI 3.1's dialect, with ECMA-262 patterns; an integer is written as
+one (2020-12 takes ``1.0`` too, which clients' integer types, and 3.0, do not)."""
 
 
 class BodyValidator(AbstractRequestBodyValidator):

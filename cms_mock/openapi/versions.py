@@ -90,7 +90,7 @@ def _schema(schema: Any) -> Any:
         return schema
     out: dict[str, Any] = {}
     for key, value in schema.items():
-        if key in _DROPPED:
+        if key in _DROPPED or (key == "items" and isinstance(value, bool)):  # 3.0 has no boolean items (prefixItems' "no more")
             continue
         if key == "properties" and isinstance(value, dict):
             out[key] = {name: _schema(sub) for name, sub in value.items()}

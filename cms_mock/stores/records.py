@@ -110,6 +110,9 @@ class RecordRules:
     stamped: bool = True
     id_field: str = "id"
     """The field that holds a record's id (``petId``, ``eventId``), which keys it in the store."""
+    zone: str = ""
+    """What follows a timestamp: nothing, as the seeds write them (UTC understood), or ``Z``
+    for a spec whose timestamps are ``format: date-time`` (RFC 3339 wants the offset)."""
 
     @property
     def made(self) -> tuple[str, ...]:
@@ -153,7 +156,7 @@ class RecordRules:
         an id (``counted()`` gives the next counted one; past ``LARGEST_ID`` the whole is
         refused), and timestamps of now, in order with a given one. Fields in the order a
         created record has them: id, the rest, then the timestamps."""
-        now = timestamp()
+        now = timestamp() + self.zone
         made = []
         for index, record in enumerate(records):
             new_id = record[self.id_field] if self.id_field in record else counted() if self.counted_ids else str(uuid.uuid4())
@@ -196,23 +199,25 @@ class RecordRules:
             raise ValueError("a store with counted ids must give the next id")
         if isinstance(new_id, int) and new_id > LARGEST_ID:
             raise self.no_id_left()
+        fields = {name: value for name, value in fields.items() if name not in self.made}  # the server's to make, whatever was sent
         if not self.stamped:
             return {self.id_field: new_id, **fields}
-        now = timestamp()
+        now = timestamp() + self.zone
         return {self.id_field: new_id, **fields, "created_at": now, "updated_at": now}
 
     def update(self, record: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
         """``record`` with ``changes`` applied and ``updated_at`` moved forward: to the later of
         now and a microsecond after the last one (another instance's clock may be ahead of ours,
         and two changes may fall in one microsecond)."""
+        changes = {name: value for name, value in changes.items() if name not in self.made}  # the server's to keep
         if not self.stamped:
             return {**record, **changes}
         now = _now()
         try:
-            moved = max(now, dt.datetime.fromisoformat(record["updated_at"]) + _TICK)
+            moved = max(now, dt.datetime.fromisoformat(record["updated_at"].removesuffix(self.zone)) + _TICK)
         except OverflowError:  # the last instant there is: no change can come after it
             last = f"its updated_at is the last time there is, and every change moves it forward; {NOTHING_CHANGED}"
             raise InvalidBody([FieldError(("body",), f"{self.noun} with ID {self.key(record)} cannot change: {last}", "value_error.updated_at")]) from None
         except (KeyError, TypeError, ValueError):  # a data file edited by hand may hold what an import refuses: no time to follow
             moved = now
-        return {**record, **changes, "updated_at": _written(moved)}
+        return {**record, **changes, "updated_at": _written(moved) + self.zone}
