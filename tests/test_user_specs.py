@@ -16,6 +16,7 @@ import yaml
 
 from cms_mock import cli
 from tests.support import ROOT
+from tests.support.fuzzing import schemathesis_finds_nothing
 from tests.support.servers import LiveServer
 
 pytestmark = pytest.mark.live
@@ -367,3 +368,14 @@ def test_a_fault_rule_answers_in_the_body_the_operation_declares(tmp_path):
         injected = client.post("/special-events", json=museum.new)
         assert injected.status_code == 404
         assert "Injected fault" in judge(injected, "/special-events")["title"]
+
+
+@pytest.mark.fuzz
+def test_schemathesis_finds_nothing_against_a_served_public_spec(tmp_path, case):
+    """Its own data generation, every check and phase (the stateful one through the links it
+    infers from ``Location``), against the served document. ``ignored_auth`` expects made-up
+    credentials refused; a mock takes any of the right kind."""
+    with LiveServer(tmp_path / "data", "serve", "--spec", str(case.path), "--debug", base=case.base) as server:
+        server.start()
+        summary = schemathesis_finds_nothing(f"{server.url}/openapi.json", server.url + case.base, "--exclude-checks", "ignored_auth")
+    print(f"schemathesis {case.file}: {summary}")
