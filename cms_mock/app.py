@@ -42,7 +42,7 @@ from cms_mock.openapi import additions, versions
 from cms_mock.openapi.patterns import check_patterns
 from cms_mock.openapi.resources import Resource, answered_from_examples
 from cms_mock.openapi.routes import SpecRoutes, base_path, prefixed, resolved
-from cms_mock.openapi.validators import VALIDATOR_MAP
+from cms_mock.openapi.validators import SPEC_VALIDATOR_MAP, VALIDATOR_MAP
 from cms_mock.record_files import start_records
 from cms_mock.services import load_spec, served
 from cms_mock.settings import Settings
@@ -137,7 +137,7 @@ def create_app(settings: Settings) -> AsyncApp:
     app.add_api(
         copy.deepcopy(view),  # connexion resolves $refs in place; keep ours as written
         resolver=ResourceResolver(spec, service.resource, base),
-        validator_map=VALIDATOR_MAP,
+        validator_map=VALIDATOR_MAP if service.built_in else SPEC_VALIDATOR_MAP,
         validate_responses=settings.debug,
         pythonic_params=False,
     )

@@ -70,22 +70,20 @@ def _carries(scope: Scope, scheme: dict[str, Any]) -> bool:
 
 
 def _missing(requirement: Requirement) -> str:
-    wanted = " and ".join(_described(scheme) for scheme in requirement)
+    wanted = " and ".join(_wanted(scheme)[0] for scheme in requirement)
     return f"This operation needs credentials: {wanted} (any value is accepted by this mock)"
-
-
-def _described(scheme: dict[str, Any]) -> str:
-    if scheme.get("type") == "apiKey":
-        return f"an API key in the {scheme.get('in')} {scheme.get('name')!r}"
-    if scheme.get("type") in ("oauth2", "openIdConnect"):
-        return "a Bearer token in Authorization"
-    return f"Authorization: {str(scheme.get('scheme', '')).capitalize()} ..."
 
 
 def _challenge(scheme: dict[str, Any]) -> str:
     """The ``WWW-Authenticate`` of a 401 (RFC 9110): the scheme the credentials are wanted in."""
+    return _wanted(scheme)[1]
+
+
+def _wanted(scheme: dict[str, Any]) -> tuple[str, str]:
+    """What ``scheme`` wants, in words and as a challenge."""
     if scheme.get("type") == "apiKey":
-        return f'ApiKey {scheme.get("in")}="{scheme.get("name")}"'
+        return f"an API key in the {scheme.get('in')} {scheme.get('name')!r}", f'ApiKey {scheme.get("in")}="{scheme.get("name")}"'
     if scheme.get("type") in ("oauth2", "openIdConnect"):
-        return 'Bearer realm="cms-mock"'
-    return f'{str(scheme.get("scheme", "")).capitalize()} realm="cms-mock"'
+        return "a Bearer token in Authorization", 'Bearer realm="cms-mock"'
+    name = str(scheme.get("scheme", "")).capitalize()
+    return f"Authorization: {name} ...", f'{name} realm="cms-mock"'

@@ -29,11 +29,15 @@ from cms_mock.openapi.strict_json import parse_json
 from cms_mock.openapi.versions import SOURCE
 
 FORMAT_CHECKER = FormatChecker(formats=())
-"""Only the formats checked here are enforced; an address is checked by its schema's pattern alone
-(the built-in specs say every rule of theirs with a pattern, and use no format below but ``date``
-and a bounded ``int64``: these are for a user's spec, whose clients rely on its formats)."""
+"""The built-in specs' formats: only ``date`` is enforced; an address is checked by its schema's
+pattern alone (they say every rule of theirs with a pattern, and ``x-error`` words it)."""
+
+SPEC_FORMAT_CHECKER = FormatChecker(formats=())
+"""A user's spec's formats: ``date``, and the others its clients rely on (``date-time``,
+``uuid``, ``email``, addresses, the sizes of integers)."""
 
 
+@SPEC_FORMAT_CHECKER.checks("date", raises=ValueError)
 @FORMAT_CHECKER.checks("date", raises=ValueError)
 def _is_date(value: object) -> bool:
     """A real calendar date: 2026-02-30 matches the pattern but is no date."""
@@ -42,39 +46,39 @@ def _is_date(value: object) -> bool:
     return True
 
 
-@FORMAT_CHECKER.checks("date-time", raises=ValueError)
+@SPEC_FORMAT_CHECKER.checks("date-time", raises=ValueError)
 def _is_date_time(value: object) -> bool:
     """RFC 3339's date and time, with its offset (``Z`` or ``+01:00``)."""
     return not isinstance(value, str) or dt.datetime.fromisoformat(value).tzinfo is not None
 
 
-@FORMAT_CHECKER.checks("uuid", raises=ValueError)
+@SPEC_FORMAT_CHECKER.checks("uuid", raises=ValueError)
 def _is_uuid(value: object) -> bool:
     """A UUID written whole, with its four hyphens."""
     return not isinstance(value, str) or (uuid.UUID(value) is not None and len(value) == 36 and all(value[i] == "-" for i in (8, 13, 18, 23)))
 
 
-@FORMAT_CHECKER.checks("email")
+@SPEC_FORMAT_CHECKER.checks("email")
 def _is_email(value: object) -> bool:
     """Some text on each side of one ``@``: what every address has, and no more is judged."""
     return not isinstance(value, str) or (value.count("@") == 1 and all(value.split("@")))
 
 
-@FORMAT_CHECKER.checks("ipv4", raises=ValueError)
+@SPEC_FORMAT_CHECKER.checks("ipv4", raises=ValueError)
 def _is_ipv4(value: object) -> bool:
     return not isinstance(value, str) or ipaddress.IPv4Address(value) is not None
 
 
-@FORMAT_CHECKER.checks("ipv6", raises=ValueError)
+@SPEC_FORMAT_CHECKER.checks("ipv6", raises=ValueError)
 def _is_ipv6(value: object) -> bool:
     return not isinstance(value, str) or ipaddress.IPv6Address(value) is not None
 
 
 def _integer_format(name: str, bits: int) -> None:
     """OpenAPI's ``int32`` and ``int64``: an integer its format can hold (a client's type would
-    overflow on a larger one), checked where a spec sets no maximum of its own."""
+    overflow on a larger one)."""
 
-    @FORMAT_CHECKER.checks(name)
+    @SPEC_FORMAT_CHECKER.checks(name)
     def _fits(value: object) -> bool:
         return not isinstance(value, int) or isinstance(value, bool) or -(2 ** (bits - 1)) <= value < 2 ** (bits - 1)
 
@@ -98,13 +102,15 @@ one (2020-12 takes ``1.0`` too, which clients' integer types, and 3.0, do not)."
 class BodyValidator(AbstractRequestBodyValidator):
     """Reads the whole body (its size was capped before), parses it strictly, validates it."""
 
+    formats = FORMAT_CHECKER
+
     def __init__(self, *, schema: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(schema=schema, **kwargs)
         if SOURCE in schema:  # a 3.1 spec's body: judged as written (``versions``)
             self._schema = json.loads(schema[SOURCE])
-            self._validator = JsonSchemaValidator(self._schema, format_checker=FORMAT_CHECKER)
+            self._validator = JsonSchemaValidator(self._schema, format_checker=self.formats)
         else:
-            self._validator = RequestValidator(schema, format_checker=FORMAT_CHECKER)
+            self._validator = RequestValidator(schema, format_checker=self.formats)
 
     async def wrap_receive(self, receive: Receive, *, scope: Scope) -> tuple[Receive, Scope]:
         messages = []
@@ -130,12 +136,13 @@ class ParameterChecks(ParameterValidator):
     header parameter keeps connexion's 400 and its message."""
 
     _validators: dict[int, tuple[dict[str, Any], Any]] = {}  # noqa: RUF012 (keyed by the id of a spec's parameter, which it keeps alive)
+    formats = FORMAT_CHECKER
 
-    @staticmethod
-    def _errors(value: Any, param: dict[str, Any]) -> list[ValidationError]:
-        known = ParameterChecks._validators.get(id(param))
+    @classmethod
+    def _errors(cls, value: Any, param: dict[str, Any]) -> list[ValidationError]:
+        known = cls._validators.get(id(param))
         if known is None or known[0] is not param:
-            known = ParameterChecks._validators[id(param)] = (param, RequestValidator(param.get("schema", param), format_checker=FORMAT_CHECKER))
+            known = cls._validators[id(param)] = (param, RequestValidator(param.get("schema", param), format_checker=cls.formats))
         return list(known[1].iter_errors(value))
 
     @staticmethod
@@ -143,11 +150,11 @@ class ParameterChecks(ParameterValidator):
         """A value to check against the schema (connexion's own rules for a missing or null one)."""
         return value is not None and not param.get("nullable")
 
-    @staticmethod
-    def validate_parameter(parameter_type: str, value: Any, param: dict[str, Any], param_name: str | None = None) -> str | None:
-        if not ParameterChecks._judged_here(value, param):
+    @classmethod
+    def validate_parameter(cls, parameter_type: str, value: Any, param: dict[str, Any], param_name: str | None = None) -> str | None:
+        if not cls._judged_here(value, param):
             return ParameterValidator.validate_parameter(parameter_type, value, param, param_name)  # type: ignore[no-any-return]
-        errors = ParameterChecks._errors(value, param)
+        errors = cls._errors(value, param)
         return str(errors[0]) if errors else None
 
     def validate_query_parameter(self, param: dict[str, Any], request: ConnexionRequest) -> str | None:
@@ -169,4 +176,19 @@ class ParameterChecks(ParameterValidator):
         super().validate_request(request)
 
 
+class SpecBodyValidator(BodyValidator):
+    """A user's spec's bodies, with its formats."""
+
+    formats = SPEC_FORMAT_CHECKER
+
+
+class SpecParameterChecks(ParameterChecks):
+    """A user's spec's parameters, with its formats."""
+
+    _validators: dict[int, tuple[dict[str, Any], Any]] = {}  # noqa: RUF012 (as ParameterChecks')
+    formats = SPEC_FORMAT_CHECKER
+
+
 VALIDATOR_MAP = {"body": MediaTypeDict({"*/*json": BodyValidator}), "parameter": ParameterChecks}
+SPEC_VALIDATOR_MAP = {"body": MediaTypeDict({"*/*json": SpecBodyValidator}), "parameter": SpecParameterChecks}
+"""What validates a user's spec's requests: as ``VALIDATOR_MAP``, with the formats its clients rely on."""
