@@ -18,6 +18,7 @@ from cms_mock.app import create_app
 from cms_mock.settings import Settings
 from tests.support.contract import SPECS
 from tests.support.fuzzing import schemathesis_finds_nothing
+from tests.support.public_specs import CASES
 from tests.support.servers import LiveServer
 
 pytestmark = pytest.mark.fuzz
@@ -47,3 +48,16 @@ def test_schemathesis_cli_against_a_live_server(tmp_path, service, backend):
     with LiveServer(tmp_path / "data", "serve", service, env=env).start() as server:
         summary = schemathesis_finds_nothing(SPECS[service], server.url)
     print(f"schemathesis {service}: {summary}")
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("case", CASES, ids=[case.file for case in CASES])
+def test_schemathesis_finds_nothing_against_a_served_public_spec(tmp_path, case):
+    """Its own data generation, every check and phase (the stateful one through the links it
+    infers from ``Location``), against the served document; 20 examples per operation here,
+    more in ``tox -e fuzz``. ``ignored_auth`` expects made-up credentials refused; a mock takes
+    any of the right kind."""
+    with LiveServer(tmp_path / "data", "serve", "--spec", str(case.path), "--debug", base=case.base) as server:
+        server.start()
+        summary = schemathesis_finds_nothing(f"{server.url}/openapi.json", server.url + case.base, "--exclude-checks", "ignored_auth", examples=20)
+    print(f"schemathesis {case.file}: {summary}")

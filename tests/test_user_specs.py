@@ -5,91 +5,15 @@ the server does not use."""
 
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
-from typing import Any
-
 import httpx
-import jsonschema_rs
 import pytest
 import yaml
 
 from cms_mock import cli
-from tests.support import ROOT
-from tests.support.fuzzing import schemathesis_finds_nothing
+from tests.support.public_specs import CASES, PETSTORE, Case, Judge
 from tests.support.servers import LiveServer
 
 pytestmark = pytest.mark.live
-
-SPECS = ROOT / "tests" / "specs"
-PETSTORE = SPECS / "petstore-expanded.yaml"
-
-
-@dataclasses.dataclass(frozen=True)
-class Case:
-    """A public spec, and what its resource is, for the tests every spec goes through."""
-
-    file: str
-    base: str
-    collection: str
-    item: str
-    id_field: str
-    new: dict[str, Any]
-    change: dict[str, Any] | None
-    bad: dict[str, Any]
-    refused: int
-    auth: tuple[str, str] | None = None
-    """Credentials of the kind the spec's security asks for (any value passes)."""
-
-    @property
-    def path(self) -> Path:
-        return SPECS / self.file
-
-
-CASES = [
-    Case("petstore-expanded.yaml", "/v2", "/pets", "/pets/{id}", "id", {"name": "Rex", "tag": "dog"}, None, {"tag": 5}, 422),
-    Case(
-        "museum.yaml",
-        "/_mock/docs/openapi/museum-api",
-        "/special-events",
-        "/special-events/{eventId}",
-        "eventId",
-        {"name": "Tea", "location": "Temporal Tearoom", "eventDescription": "Sip tea.", "dates": ["2024-11-18"], "price": 5},
-        {"price": 15},
-        {"name": 5},
-        400,  # the spec declares a 400 and no 422
-        ("visitor", "any password"),  # every operation asks for HTTP basic
-    ),
-]
-
-
-class Judge:
-    """Checks an answer against what the spec declares for its operation and status."""
-
-    def __init__(self, path: Path) -> None:
-        self.spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-
-    def __call__(self, response: httpx.Response, template: str) -> Any:
-        operation = self.spec["paths"][template][response.request.method.lower()]
-        responses = {code: self._resolved(response) for code, response in operation["responses"].items()}
-        status = str(response.status_code)
-        assert status in responses or "default" in responses, f"{response.request.method} {template} answered an undeclared {status}"
-        declared = responses.get(status, responses.get("default"))
-        content = declared.get("content")
-        if not content:
-            assert response.content == b""
-            return None
-        media_type = response.headers["content-type"].split(";")[0]
-        assert media_type in content, f"{media_type} is not declared for {status}"
-        body = response.json()
-        schema = {**content[media_type]["schema"], "components": self.spec.get("components", {})}
-        jsonschema_rs.validator_for(schema).validate(body)
-        return body
-
-    def _resolved(self, node: dict[str, Any]) -> dict[str, Any]:
-        while "$ref" in node:
-            node = self.spec["components"]["responses"][node["$ref"].rsplit("/", 1)[1]]
-        return node
 
 
 @pytest.fixture(params=CASES, ids=[case.file for case in CASES])
@@ -104,6 +28,22 @@ def served(tmp_path, backend, case):
     with LiveServer(tmp_path / "data", "serve", "--spec", str(case.path), "--debug", *storage, base=case.base) as server:
         server.start()
         yield server
+
+
+@pytest.fixture(scope="module")
+def museum_server(tmp_path_factory):
+    """One museum server for the tests of its other surfaces, each from a reset (``museum``)."""
+    museum = CASES[1]
+    with LiveServer(tmp_path_factory.mktemp("museum") / "data", "serve", "--spec", str(museum.path), "--debug", base=museum.base) as server:
+        server.start()
+        yield server
+
+
+@pytest.fixture
+def museum(museum_server):
+    """The museum server, its records, journal and fault rules back to the start state."""
+    assert httpx.post(f"{museum_server.url}/__admin/reset").status_code == 204
+    return museum_server
 
 
 def _client(server: LiveServer, case: Case) -> httpx.Client:
@@ -135,9 +75,9 @@ def test_each_resource_goes_through_its_crud_cycle(served, case):
         assert key in str(missing.json())  # the body says which record is missing
 
 
-def test_a_bad_body_gets_the_status_and_body_the_spec_declares_naming_every_problem(served, case):
+def test_a_bad_body_gets_the_status_and_body_the_spec_declares_naming_every_problem(tmp_path, case):
     judge = Judge(case.path)
-    with _client(served, case) as client:
+    with LiveServer(tmp_path / "data", "serve", "--spec", str(case.path), "--debug", base=case.base) as server, _client(server.start(), case) as client:
         before = client.get(case.collection).json()
         refused = client.post(case.collection, json=case.bad)
         assert refused.status_code == case.refused
@@ -170,10 +110,9 @@ def test_the_petstores_ids_are_counted_and_its_create_answers_200_as_declared(tm
         assert client.get("/pets/7").json() == {"code": 404, "message": "Pet with ID 7 not found"}
 
 
-def test_the_museums_other_operations_answer_from_its_examples(tmp_path):
-    museum = CASES[1]
-    judge = Judge(museum.path)
-    with LiveServer(tmp_path / "data", "serve", "--spec", str(museum.path), "--debug", base=museum.base) as server, _client(server.start(), museum) as client:
+def test_the_museums_other_operations_answer_from_its_examples(museum):
+    judge = Judge(CASES[1].path)
+    with _client(museum, CASES[1]) as client:
         hours = judge(client.get("/museum-hours"), "/museum-hours")
         assert hours[0] == {"date": "2023-09-11", "timeOpen": "09:00", "timeClose": "18:00"}  # GetMuseumHoursResponseExample
         ticket = client.post("/tickets", json={"ticketType": "general", "ticketDate": "2024-01-01", "email": "a@example.com"})
@@ -234,11 +173,10 @@ def test_check_refuses_what_it_cannot_serve_with_status_2(tmp_path, capsys):
     assert "#/openapi: cms-mock serves OpenAPI 3.0 and 3.1 documents (openapi: '3.0.3' or '3.1.0'); this one is '2.0'" in capsys.readouterr().err
 
 
-def test_pages_are_numbered_where_the_list_declares_page(tmp_path):
+def test_pages_are_numbered_where_the_list_declares_page(museum):
     """The museum's list takes ``page`` (from 1) and ``limit``: its pages and links use them."""
-    museum = CASES[1]
-    with LiveServer(tmp_path / "data", "serve", "--spec", str(museum.path), base=museum.base) as server, _client(server.start(), museum) as client:
-        made = [client.post("/special-events", json={**museum.new, "name": f"Event {n}"}).json() for n in range(3)]
+    with _client(museum, CASES[1]) as client:
+        made = [client.post("/special-events", json={**CASES[1].new, "name": f"Event {n}"}).json() for n in range(3)]
         second = client.get("/special-events", params={"limit": 2, "page": 2})
         assert second.json() == made[2:]
         assert second.headers["x-total-count"] == "3"
@@ -246,24 +184,21 @@ def test_pages_are_numbered_where_the_list_declares_page(tmp_path):
         assert client.get("/special-events").json() == made  # the spec's default limit, 10, on page 1
 
 
-def test_an_operation_secured_by_the_spec_needs_credentials_of_its_kind_and_takes_any(tmp_path):
-    museum = CASES[1]
-    judge = Judge(museum.path)
-    with LiveServer(tmp_path / "data", "serve", "--spec", str(museum.path), "--debug", base=museum.base) as server:
-        server.start()
-        url = server.url + museum.base
-        refused = httpx.post(f"{url}/special-events", json=museum.new)
-        assert refused.status_code == 401
-        assert refused.headers["www-authenticate"] == 'Basic realm="cms-mock"'
-        assert refused.headers["content-type"] == "application/problem+json"  # the body the served document adds for it
-        assert "Authorization: Basic" in refused.json()["detail"]
-        assert httpx.get(f"{url}/special-events", auth=museum.auth).json() == []  # nothing was stored
-        bearer = httpx.get(f"{url}/special-events", headers={"Authorization": "Bearer x"})
-        assert bearer.status_code == 401  # credentials, but not of the kind the spec names
-        missing = httpx.delete(f"{url}/special-events/3be6453c-03eb-4357-ae5a-984a0e574a54")
-        assert missing.status_code == 401
-        assert judge(missing, "/special-events/{eventId}") == {"title": missing.json()["title"]}  # the 401 deleteSpecialEvent declares
-        assert httpx.get(f"{url}/museum-hours", auth=("a", "b")).status_code == 200
+def test_an_operation_secured_by_the_spec_needs_credentials_of_its_kind_and_takes_any(museum):
+    judge = Judge(CASES[1].path)
+    url = museum.url + CASES[1].base
+    refused = httpx.post(f"{url}/special-events", json=CASES[1].new)
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"] == 'Basic realm="cms-mock"'
+    assert refused.headers["content-type"] == "application/problem+json"  # the body the served document adds for it
+    assert "Authorization: Basic" in refused.json()["detail"]
+    assert httpx.get(f"{url}/special-events", auth=CASES[1].auth).json() == []  # nothing was stored
+    bearer = httpx.get(f"{url}/special-events", headers={"Authorization": "Bearer x"})
+    assert bearer.status_code == 401  # credentials, but not of the kind the spec names
+    missing = httpx.delete(f"{url}/special-events/3be6453c-03eb-4357-ae5a-984a0e574a54")
+    assert missing.status_code == 401
+    assert judge(missing, "/special-events/{eventId}") == {"title": missing.json()["title"]}  # the 401 deleteSpecialEvent declares
+    assert httpx.get(f"{url}/museum-hours", auth=("a", "b")).status_code == 200
 
 
 BOOKS = """
@@ -360,22 +295,10 @@ def test_a_spec_that_is_not_utf8_is_refused_in_one_line(tmp_path, capsys):
     assert "is not UTF-8 text" in capsys.readouterr().err
 
 
-def test_a_fault_rule_answers_in_the_body_the_operation_declares(tmp_path):
-    museum = CASES[1]
-    judge = Judge(museum.path)
-    with LiveServer(tmp_path / "data", "serve", "--spec", str(museum.path), "--debug", base=museum.base) as server, _client(server.start(), museum) as client:
-        assert httpx.post(f"{server.url}/__admin/faults", json={"operationId": "createSpecialEvent", "status": 404}).status_code == 201
-        injected = client.post("/special-events", json=museum.new)
+def test_a_fault_rule_answers_in_the_body_the_operation_declares(museum):
+    judge = Judge(CASES[1].path)
+    with _client(museum, CASES[1]) as client:
+        assert httpx.post(f"{museum.url}/__admin/faults", json={"operationId": "createSpecialEvent", "status": 404}).status_code == 201
+        injected = client.post("/special-events", json=CASES[1].new)
         assert injected.status_code == 404
         assert "Injected fault" in judge(injected, "/special-events")["title"]
-
-
-@pytest.mark.fuzz
-def test_schemathesis_finds_nothing_against_a_served_public_spec(tmp_path, case):
-    """Its own data generation, every check and phase (the stateful one through the links it
-    infers from ``Location``), against the served document. ``ignored_auth`` expects made-up
-    credentials refused; a mock takes any of the right kind."""
-    with LiveServer(tmp_path / "data", "serve", "--spec", str(case.path), "--debug", base=case.base) as server:
-        server.start()
-        summary = schemathesis_finds_nothing(f"{server.url}/openapi.json", server.url + case.base, "--exclude-checks", "ignored_auth")
-    print(f"schemathesis {case.file}: {summary}")

@@ -40,6 +40,8 @@ def admin_spec(raw: dict[str, Any], service: Service, service_spec: dict[str, An
     rules = service.rules
     record_input = copy.deepcopy(record)
     record_input["required"] = [name for name in record.get("required", []) if name not in rules.made]
+    if not record_input["required"]:
+        del record_input["required"]  # 3.0 wants at least one name in a required list
     record_input["properties"][rules.id_field] = rules.id_schema()
     problem = {"$ref": "#/components/schemas/ErrorMessage"}  # with a spec's own error bodies, the control plane's are problem details
     filled = {

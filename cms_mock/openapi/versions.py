@@ -114,6 +114,8 @@ def _typed(schema: dict[str, Any]) -> dict[str, Any]:
     """3.1's ``type: [string, "null"]`` as 3.0's ``type: string, nullable: true``; several
     types as ``anyOf``."""
     declared = schema.get("type")
+    if declared == "null":
+        declared = ["null"]
     if not isinstance(declared, list):
         return schema
     types = [kind for kind in declared if kind != "null"]

@@ -17,8 +17,9 @@ def _unmeasured() -> dict[str, str]:
     return {name: value for name, value in os.environ.items() if name != "COVERAGE_PROCESS_CONFIG"}
 
 
-def schemathesis_finds_nothing(spec: str, url: str, *options: str) -> str:
-    """Schemathesis' CLI, every check and phase, against ``url``; its summary when nothing failed."""
+def schemathesis_finds_nothing(spec: str, url: str, *options: str, examples: int = 40) -> str:
+    """Schemathesis' CLI, every check and phase, against ``url``; its summary when nothing failed.
+    ``examples`` per operation, unless ``ST_MAX_EXAMPLES`` says (``tox -e fuzz``)."""
     result = subprocess.run(
         [
             sys.executable,
@@ -34,7 +35,7 @@ def schemathesis_finds_nothing(spec: str, url: str, *options: str) -> str:
             "--mode",
             "all",
             "--max-examples",
-            os.environ.get("ST_MAX_EXAMPLES", "40"),
+            os.environ.get("ST_MAX_EXAMPLES", str(examples)),
             "--seed",
             os.environ.get("ST_SEED", "1"),
             "--workers",
