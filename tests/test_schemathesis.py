@@ -35,7 +35,7 @@ schema = schemathesis.pytest.from_fixture("asgi_schema")
 
 
 @schema.parametrize()
-@settings(max_examples=30, suppress_health_check=list(HealthCheck), deadline=None, database=None)
+@settings(max_examples=20, suppress_health_check=list(HealthCheck), deadline=None, database=None)
 def test_every_operation_conforms_in_process(case):
     case.call_and_validate()
 

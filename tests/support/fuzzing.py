@@ -17,7 +17,7 @@ def _unmeasured() -> dict[str, str]:
     return {name: value for name, value in os.environ.items() if name != "COVERAGE_PROCESS_CONFIG"}
 
 
-def schemathesis_finds_nothing(spec: str, url: str, *options: str, examples: int = 40) -> str:
+def schemathesis_finds_nothing(spec: str, url: str, *options: str, examples: int = 25) -> str:
     """Schemathesis' CLI, every check and phase, against ``url``; its summary when nothing failed.
     ``examples`` per operation, unless ``ST_MAX_EXAMPLES`` says (``tox -e fuzz``)."""
     result = subprocess.run(
