@@ -130,6 +130,12 @@ def test_the_served_document_declares_the_health_check_the_engine_adds(tmp_path)
         assert document["paths"]["/health"]["x-cms-mock-added"] is True
         assert document["servers"][0]["url"] == "/v2"  # this server, where the API's paths begin
         assert set(document["paths"]) == {"/pets", "/pets/{id}", "/health"}
+        created = document["paths"]["/pets"]["post"]["responses"]["200"]
+        assert {name for name, header in created["headers"].items() if header["x-cms-mock-added"]} == {"ETag", "Location"}
+        assert (
+            document["paths"]["/pets/{id}"]["delete"]["responses"]
+            == yaml.safe_load(PETSTORE.read_text(encoding="utf-8"))["paths"]["/pets/{id}"]["delete"]["responses"]
+        )  # a default covers every status
         health = httpx.get(server.url + "/v2/health")
         assert health.json() == {"status": "healthy", "service": "Swagger Petstore", "total_records": 0}
 

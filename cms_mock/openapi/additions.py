@@ -66,18 +66,38 @@ def served(spec: dict[str, Any], resource: Resource | None = None) -> dict[str, 
 
 def _answerable(template: str, operation: dict[str, Any], resource: Resource, security: list[dict[str, Any]]) -> dict[str, Any]:
     """``operation`` with the statuses the engine may answer for it that it does not declare
-    (``security``: the spec's, which the operation's own replaces)."""
+    (a ``default`` declares them all; ``security``: the spec's, which the operation's own
+    replaces), and the headers its success carries."""
     declared = {str(code) for code in operation.get("responses", {})}
-    if "default" in declared:
-        return operation
     role = resource.roles.get(operation.get("operationId", ""))
     responses = dict(operation.get("responses", {}))
-    for status, description in _statuses(template, operation, role, operation.get("security", security), declared).items():
-        if status not in declared and f"{status[0]}XX" not in declared:
-            responses[status] = {"description": description, ADDED: True, "content": {PROBLEM: {"schema": PROBLEM_SCHEMA}}}
-    if role in ("read", "list") and "304" not in declared:
-        responses["304"] = {"description": "The record or list is still the version If-None-Match names; no body.", ADDED: True}
+    if "default" not in declared:
+        for status, description in _statuses(template, operation, role, operation.get("security", security), declared).items():
+            if status not in declared and f"{status[0]}XX" not in declared:
+                responses[status] = {"description": description, ADDED: True, "content": {PROBLEM: {"schema": PROBLEM_SCHEMA}}}
+        if role in ("read", "list") and "304" not in declared:
+            responses["304"] = {"description": "The record or list is still the version If-None-Match names; no body.", ADDED: True}
+    success = next((status for status in sorted(declared) if status.startswith("2")), None)
+    if role is not None and role != "delete" and success is not None and "$ref" not in responses[success]:  # a shared response is left as it is
+        responses[success] = _with_headers(responses[success], _HEADERS[role])
     return {**operation, "responses": responses}
+
+
+_HEADER = {
+    "ETag": ("The version of what was answered, a strong tag: If-None-Match and If-Match take it.", {"type": "string"}),
+    "Location": ("The new record's path, relative to this server.", {"type": "string"}),
+    "X-Total-Count": ("How many records match the list's query, before the page is cut.", {"type": "integer", "minimum": 0}),
+    "Link": ("The first, previous, next and last pages (RFC 8288), where the list declares the parameters that name them.", {"type": "string"}),
+}
+_HEADERS = {"create": ("ETag", "Location"), "read": ("ETag",), "update": ("ETag",), "list": ("ETag", "X-Total-Count", "Link")}
+"""The headers each role's success may carry."""
+
+
+def _with_headers(response: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """``response`` with the headers it may carry that it does not declare, each marked as added."""
+    declared = {name.lower() for name in response.get("headers", {})}
+    added = {name: {"description": _HEADER[name][0], "schema": _HEADER[name][1], ADDED: True} for name in names if name.lower() not in declared}
+    return {**response, "headers": {**response.get("headers", {}), **added}} if added else response
 
 
 def _statuses(template: str, operation: dict[str, Any], role: str | None, security: list[dict[str, Any]], declared: set[str]) -> dict[str, str]:
