@@ -93,7 +93,7 @@ class ResourceResolver(SnakeCaseResolver):
 def create_app(settings: Settings) -> AsyncApp:
     """Build the app for ``settings.service``; its store opens when the app starts."""
     service = served(settings)
-    spec = additions.served(service.load_spec(), None if service.built_in else service.resource)
+    spec = service.served_spec()
     base = base_path(spec)
     check_patterns(spec, worded=service.built_in)
     start = start_records(service, settings.fixtures)

@@ -16,13 +16,13 @@ from pathlib import Path
 from cms_mock.openapi import additions
 from cms_mock.openapi.resources import answered_from_examples
 from cms_mock.openapi.routes import base_path
-from cms_mock.services import Service, served
+from cms_mock.services import ERRORS, Service, served
 from cms_mock.settings import Settings, SettingsError
 
 
 def report(service: Service) -> list[str]:
     """The lines ``check`` prints of ``service``."""
-    spec = additions.served(service.load_spec(), None if service.built_in else service.resource)
+    spec = service.served_spec()
     resource, rules = service.resource, service.rules
     roles = ", ".join(f"{role}: {operation}" for operation, role in resource.roles.items())
     ids = "counted 1, 2, 3... and never given twice" if rules.counted_ids else "a UUID v4 made by the server"
@@ -38,8 +38,7 @@ def report(service: Service) -> list[str]:
     ]
     examples = answered_from_examples(spec, [resource])
     lines.append("answered from the spec's examples: " + (", ".join(f"{method.upper()} {path}" for path, method in examples) or "none"))
-    errors = "the body each operation declares for the status" if service.dialect is None else str(type(service.dialect).__doc__).splitlines()[0]
-    lines.append(f"errors: {errors}; problem details where it declares none")
+    lines.append(f"errors: {ERRORS[service.errors]}")
     lines.append("added by the engine: " + ("; ".join(additions.added(spec)) or "nothing"))
     return lines
 

@@ -25,7 +25,7 @@ from connexion.exceptions import InvalidSpecification
 from connexion.spec import OpenAPISpecification
 
 from cms_mock.http.error_responses import DetailDialect, Dialect, ErrorDialect
-from cms_mock.openapi import versions
+from cms_mock.openapi import additions, versions
 from cms_mock.openapi.collection import Collection
 from cms_mock.openapi.resources import EXTENSION, Resource, SpecProblem, find
 from cms_mock.openapi.routes import server_url
@@ -83,6 +83,13 @@ def _checked(spec: Any) -> dict[str, Any]:
     return spec
 
 
+ERRORS = {
+    "detail": 'FastAPI\'s {"detail": message}, a 422 listing each problem',
+    "error": '{"error": message}, a 400 for a body that is not JSON',
+    "spec": "the body each operation declares for the status; problem details where it declares none",
+}
+"""What each error dialect writes, in words (``cms-mock check``)."""
+
 _DIALECTS: dict[str, tuple[Dialect | None, str | None]] = {
     "detail": (DetailDialect(), "FieldProblems"),
     "error": (ErrorDialect(), "ErrorMessage"),
@@ -98,6 +105,8 @@ class Service:
     key: str
     path: Path
     resource: Resource
+    errors: str
+    """The error dialect's name, a key of ``ERRORS``."""
     dialect: Dialect | None
     """How errors are written; None: as each operation of the spec declares them."""
     validation_schema: str | None
@@ -113,6 +122,8 @@ class Service:
         built-in spec is checked by the tests, not at every start."""
         spec = read_spec(path) if built_in else _checked(read_spec(path))
         declared = spec.get(EXTENSION, {})
+        if not isinstance(declared, dict):
+            raise SpecProblem(f"#/{EXTENSION}", "must be a mapping, such as {service: name, errors: detail}")
         resources = find(spec)
         if not resources:
             raise SpecProblem("#/paths", "no resource found: a resource is a path with a GET and one path below it with a GET, such as /pets and /pets/{petId}")
@@ -124,6 +135,8 @@ class Service:
         if errors not in _DIALECTS:
             raise SpecProblem(f"#/{EXTENSION}/errors", f"must be one of {', '.join(_DIALECTS)}, not {errors!r}")
         dialect, validation_schema = _DIALECTS[errors]
+        if dialect is not None and "ErrorMessage" not in spec.get("components", {}).get("schemas", {}):
+            raise SpecProblem("#/components/schemas", f"errors: {errors} needs an ErrorMessage schema: the body of every error it writes")
         start = resource.start_records(spec)
         record = named(spec, resource.record_schema).get("properties", {})
         id_field = resource.id_field(record)
@@ -136,6 +149,7 @@ class Service:
             key=str(declared.get("service", re.sub(r"[^a-z0-9]+", "_", path.stem.lower()).strip("_") or "api")),
             path=path,
             resource=resource,
+            errors=errors,
             dialect=dialect,
             validation_schema=validation_schema,
             default_port=_port(spec),
@@ -168,6 +182,11 @@ class Service:
     def load_spec(self) -> dict[str, Any]:
         """The spec, read now: each caller gets its own to change."""
         return read_spec(self.path)
+
+    def served_spec(self) -> dict[str, Any]:
+        """The document this service serves, routes and validates by: its spec, and for a user's
+        what the engine answers beyond it (``openapi.additions``)."""
+        return additions.served(self.load_spec(), None if self.built_in else self.resource)
 
     @functools.cached_property
     def collection(self) -> Collection:
@@ -203,6 +222,8 @@ def _user_spec(path: Path) -> Service:
         raise SettingsError(f"SPEC {path} is not UTF-8 text: {exc}") from None
     except SpecProblem as exc:
         raise SettingsError(f"SPEC {path} cannot be served: {exc}") from None
+    except Exception as exc:  # a document read otherwise than foreseen (a $ref to nowhere, a port out of range): refused all the same
+        raise SettingsError(f"SPEC {path} cannot be served: {type(exc).__name__}: {exc}") from None
 
 
 def served(settings: Settings) -> Service:

@@ -174,3 +174,36 @@ def test_credentials_of_the_kind_a_scheme_names_pass_wherever_it_says_they_go(tm
         assert client.get("/things/1", headers={"Authorization": "Basic eDp5"}).status_code == 401
         assert client.get("/things/1", headers={"Authorization": "Bearer t"}).status_code == 404  # both schemes want a Bearer token
         assert yaml.safe_load(KEYS)["paths"]["/things"]["get"]["responses"].keys() == {"200"}  # the 401 is the engine's addition
+
+
+KINDS = """
+openapi: 3.0.3
+info: {title: Kinds, version: "1"}
+paths:
+  /pets:
+    get:
+      operationId: listPets
+      parameters: [{name: pet-type, in: query, schema: {type: string}}]
+      responses: {"200": {description: ok, content: {application/json: {schema: {type: array, items: {$ref: "#/components/schemas/Pet"}}}}}}
+    post:
+      operationId: addPet
+      requestBody: {required: true, content: {application/json: {schema: {$ref: "#/components/schemas/Pet"}}}}
+      responses: {"201": {description: made, content: {application/json: {schema: {$ref: "#/components/schemas/Pet"}}}}}
+  /pets/{id}:
+    parameters: [{name: id, in: path, required: true, schema: {type: integer}}]
+    get:
+      operationId: getPet
+      responses: {"200": {description: ok, content: {application/json: {schema: {$ref: "#/components/schemas/Pet"}}}}}
+components:
+  schemas:
+    Pet: {type: object, properties: {id: {type: integer}, pet-type: {type: string}}}
+"""
+
+
+def test_a_filter_whose_name_is_no_python_name_still_filters(tmp_path):
+    spec = tmp_path / "kinds.yaml"
+    spec.write_text(KINDS, encoding="utf-8")
+    with build_client(tmp_path / "data", spec=spec) as client:
+        dog = client.post("/pets", json={"pet-type": "dog"}).json()
+        client.post("/pets", json={"pet-type": "cat"})
+        assert client.get("/pets", params={"pet-type": "dog"}).json() == [dog]  # connexion hands it over as pettype

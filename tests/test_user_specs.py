@@ -285,6 +285,11 @@ def test_a_hand_written_spec_with_its_own_habits_is_served_as_written(tmp_path):
         (BOOKS.replace("version: {default: v1}", "version: {enum: [v1]}"), "#/servers/0/url: names the variable {version}"),
         (BOOKS.replace("description: The books.", "description: no"), "#/paths/~1books/get/responses/200: breaks the OpenAPI schema"),
         ("", "this one is 'empty'"),
+        (BOOKS.replace("info:", "x-cms-mock: detail\ninfo:"), "#/x-cms-mock: must be a mapping"),
+        (BOOKS.replace("info:", "x-cms-mock: {errors: detail}\ninfo:"), "errors: detail needs an ErrorMessage schema"),
+        (BOOKS.replace("  /books:\n", "  /books:\n    x-cms-mock: {start: examples}\n"), "start: examples needs the list's 200 to have an example"),
+        (BOOKS.replace('items: {$ref: "#/components/schemas/Book"}', 'items: {$ref: "#/components/schemas/Nowhere"}'), "cannot be served"),
+        (BOOKS.replace("http://127.0.0.1:{port}", "http://127.0.0.1:99999"), "cannot be served"),
     ],
 )
 def test_a_spec_that_cannot_be_served_is_refused_in_one_line(tmp_path, capsys, spec, said):

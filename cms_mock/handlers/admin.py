@@ -43,12 +43,12 @@ def admin_spec(raw: dict[str, Any], service: Service, service_spec: dict[str, An
     if not record_input["required"]:
         del record_input["required"]  # 3.0 wants at least one name in a required list
     record_input["properties"][rules.id_field] = rules.id_schema()
-    problem = {"$ref": "#/components/schemas/ErrorMessage"}  # with a spec's own error bodies, the control plane's are problem details
+    error_ref = {"$ref": "#/components/schemas/ErrorMessage"}  # with a spec's own error bodies, the control plane's are problem details
     filled = {
         "record": {"$ref": f"#/components/schemas/{service.record_schema}"},
         "record-input": record_input,
         "error": PROBLEM_SCHEMA if service.dialect is None else own["ErrorMessage"],
-        "validation-error": problem if service.validation_schema is None else {"$ref": f"#/components/schemas/{service.validation_schema}"},
+        "validation-error": error_ref if service.validation_schema is None else {"$ref": f"#/components/schemas/{service.validation_schema}"},
     }
     schemas = spec["components"]["schemas"]
     for name, schema in list(schemas.items()):

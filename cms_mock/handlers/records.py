@@ -33,7 +33,8 @@ def handler(resource: Resource, role: Role, base: str) -> Handler:
     key = sanitized(resource.id_parameter)  # the name connexion passes the id under
 
     async def list_records(**params: Any) -> Response:
-        return await list_response(**params)
+        declared = {sanitized(name): name for name in current().collection.parameters}  # connexion passes pet-type as pettype
+        return await list_response(**{declared.get(name, name): value for name, value in params.items()})
 
     async def create_record(body: dict[str, Any], **_params: Any) -> Response:
         runtime = current()

@@ -39,7 +39,7 @@ class Runtime:
     """The error statuses each operation declares, and the answers injected for them."""
     collection: Collection
     """What the list operation's query parameters mean."""
-    count_field: str = "total_customers"
+    count_field: str
     """What the health check calls the number of records."""
 
     @property

@@ -26,7 +26,7 @@ Requirement = list[dict[str, Any]]
 
 class CredentialsGuard:
     """Answers 401 for a request that carries none of the credentials its operation's security
-    asks for (``routes``: the user's spec's paths, ``schemes``: its security schemes)."""
+    asks for (``spec``: the user's spec, its security schemes; ``routes``: its paths)."""
 
     def __init__(self, app: ASGIApp, spec: dict[str, Any], routes: SpecRoutes) -> None:
         self.app = app
@@ -46,7 +46,7 @@ class CredentialsGuard:
             operation = found.operation(scope["method"]) if found else None
             requirements = self.required.get(id(operation)) if operation is not None else None
             if requirements and not any(all(_carries(scope, scheme) for scheme in requirement) for requirement in requirements):
-                raise ApiError(_missing(requirements[0]), status=401, headers={"WWW-Authenticate": _challenge(requirements[0][0])})
+                raise ApiError(_missing(requirements[0]), status=401, headers={"WWW-Authenticate": _wanted(requirements[0][0])[1]})
         await self.app(scope, receive, send)
 
 
@@ -74,13 +74,8 @@ def _missing(requirement: Requirement) -> str:
     return f"This operation needs credentials: {wanted} (any value is accepted by this mock)"
 
 
-def _challenge(scheme: dict[str, Any]) -> str:
-    """The ``WWW-Authenticate`` of a 401 (RFC 9110): the scheme the credentials are wanted in."""
-    return _wanted(scheme)[1]
-
-
 def _wanted(scheme: dict[str, Any]) -> tuple[str, str]:
-    """What ``scheme`` wants, in words and as a challenge."""
+    """What ``scheme`` wants, in words and as the ``WWW-Authenticate`` challenge of a 401 (RFC 9110)."""
     if scheme.get("type") == "apiKey":
         return f"an API key in the {scheme.get('in')} {scheme.get('name')!r}", f'ApiKey {scheme.get("in")}="{scheme.get("name")}"'
     if scheme.get("type") in ("oauth2", "openIdConnect"):

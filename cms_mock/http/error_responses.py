@@ -44,7 +44,8 @@ class DetailDialect:
 
 
 class ErrorDialect:
-    """The profile service's bodies: ``{"error": "message"}``; a missing body or malformed JSON is a 400."""
+    """The profile service's bodies (``errors: error``): ``{"error": "message"}``; a missing body
+    or malformed JSON is a 400."""
 
     def render(self, error: ApiError, method: str, path: str) -> Rendered:
         if isinstance(error, MissingBody):
@@ -74,8 +75,7 @@ class SpecDialect:
         operation = found.operation(method) if found else None
         status = error.status
         if isinstance(error, InvalidBody) and operation is not None:
-            declared = {str(code) for code in operation.get("responses", {})}
-            status = 400 if "400" in declared and "422" not in declared else 422
+            status = error_bodies.refusal({str(code) for code in operation.get("responses", {})})
         message = error.words if isinstance(error, MissingBody) else error.message
         body = error_bodies.declared_body(self.spec, operation, status)
         if body is None:

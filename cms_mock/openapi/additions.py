@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from cms_mock.openapi.error_bodies import PROBLEM, PROBLEM_SCHEMA
+from cms_mock.openapi.error_bodies import PROBLEM, PROBLEM_SCHEMA, refusal
 from cms_mock.openapi.resources import Resource
 from cms_mock.openapi.routes import METHODS
 
@@ -110,8 +110,7 @@ def _statuses(template: str, operation: dict[str, Any], role: str | None, securi
         statuses["413"] = "The body is larger than MAX_BODY_BYTES; it was not read."
         statuses["415"] = "The body's Content-Type is not a JSON type."
     if "requestBody" in operation or operation.get("parameters") or "{" in template:
-        refused = "400" if "400" in declared and "422" not in declared else "422"
-        statuses[refused] = "The request breaks the document's rules: every problem is listed, and nothing changed."
+        statuses[str(refusal(declared))] = "The request breaks the document's rules: every problem is listed, and nothing changed."
         statuses["400"] = "A path parameter is not of its declared type."
     if role is not None:
         statuses["503"] = "The store cannot do this now; the body says why, and whether anything changed."

@@ -51,6 +51,12 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
+def refusal(declared: set[str]) -> int:
+    """The status of a request that breaks the rules, for an operation that declares the
+    statuses ``declared``: its 400 when it declares a 400 and no 422, else 422."""
+    return 400 if "400" in declared and "422" not in declared else 422
+
+
 def problem(status: int, message: str) -> dict[str, Any]:
     """RFC 9457's problem details of an answer no schema describes."""
     return {"type": "about:blank", "title": _phrase(status), "status": status, "detail": message}
@@ -72,9 +78,14 @@ def fill(spec: dict[str, Any], schema: dict[str, Any], status: int, message: str
             body[name] = value
         elif name in required:
             body[name] = made(spec, field)
-    if message not in body.values() and "title" in body:
+    if not _says(body, message) and "title" in body:
         body["title"] = message  # a schema with no field for a message: its title says what happened
     return body
+
+
+def _says(value: Any, message: str) -> bool:
+    """Whether ``message`` is somewhere in ``value`` (a field of a nested error object included)."""
+    return value == message or (isinstance(value, dict) and any(_says(item, message) for item in value.values()))
 
 
 def _named(spec: dict[str, Any], name: str, field: dict[str, Any], status: int, message: str) -> Any:

@@ -94,8 +94,14 @@ class Resource:
         ``start: examples`` says so; nothing otherwise."""
         if self.declared.get("start") != "examples":
             return []
-        listing = resolved(spec, spec["paths"][self.collection]["get"]["responses"]["200"])
-        return list(listing["content"]["application/json"]["example"])
+        listing = resolved(spec, spec["paths"][self.collection]["get"]["responses"].get("200", {}))
+        media = listing.get("content", {}).get("application/json", {})
+        found = media["example"] if "example" in media else next((resolved(spec, e).get("value") for e in media.get("examples", {}).values()), None)
+        if not isinstance(found, list):
+            raise SpecProblem(
+                _pointer(self.collection, "get", "responses", "200"), "start: examples needs the list's 200 to have an example that is a list of records"
+            )
+        return list(found)
 
 
 def find(spec: dict[str, Any]) -> list[Resource]:
@@ -148,8 +154,11 @@ def _resource(spec: dict[str, Any], collection: str, item: str) -> Resource:
     if "list" not in roles.values() or "read" not in roles.values():
         raise SpecProblem(_pointer(collection), "a resource needs a GET on its collection and on its item")
     successes = [int(code) for code in paths[collection].get("post", {}).get("responses", {}) if re.fullmatch(r"2[0-9][0-9]", str(code))]
-    read = paths[item]["get"]
-    record = _schema_name(spec, resolved(spec, read["responses"]["200"]), _pointer(item, "get", "responses", "200"))
+    answers = paths[item]["get"].get("responses", {})
+    success = min((str(code) for code in answers if re.fullmatch(r"2[0-9][0-9]", str(code))), default="default")
+    if success not in answers:
+        raise SpecProblem(_pointer(item, "get", "responses"), "the item's GET declares no success: add its 200 with the record's schema")
+    record = _schema_name(spec, resolved(spec, answers[success]), _pointer(item, "get", "responses", success))
     return Resource(
         name=collection.rsplit("/", 1)[1],
         collection=collection,

@@ -58,7 +58,7 @@ def _written(moment: dt.datetime) -> str:
     return moment.isoformat(timespec="microseconds")
 
 
-def _time_problems(record: dict[str, Any]) -> list[str]:
+def _time_problems(record: dict[str, Any], zone: str) -> list[str]:
     """What is wrong with a record's given timestamps: a text of the pattern that names no
     instant (2026-02-30, hour 25, year 0), the last instant there is, or ``updated_at`` before
     ``created_at``. A value that is not the seed's writing is the schema's to refuse."""
@@ -69,11 +69,11 @@ def _time_problems(record: dict[str, Any]) -> list[str]:
         if not isinstance(value, str):
             continue
         try:
-            moment = dt.datetime.fromisoformat(value)
+            moment = dt.datetime.fromisoformat(value.removesuffix(zone))
         except ValueError as exc:
             found.append(f"{field}: is not a real time: {exc}")
             continue
-        if _written(moment) != value:
+        if _written(moment) + zone != value:
             continue
         if moment == _LAST:
             found.append(f"{field}: is the last time there is ({value}): updated_at must have room to move forward")
@@ -149,7 +149,7 @@ class RecordRules:
                 found.append(f"{self.id_field}: must be an integer from 1 to {LARGEST_ID}")
         elif not isinstance(key, str) or not re.fullmatch(STRING_ID, key):
             found.append(f"{self.id_field}: {STRING_ID_RULE}")
-        return found + _time_problems(record) if self.stamped else found
+        return found + _time_problems(record, self.zone) if self.stamped else found
 
     def complete(self, records: Iterable[dict[str, Any]], counted: Callable[[], int]) -> list[dict[str, Any]]:
         """Records given to ``PUT /__admin/records`` with what was left out made as on create:
