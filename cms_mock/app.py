@@ -141,7 +141,8 @@ def create_app(settings: Settings) -> AsyncApp:
         validate_responses=settings.debug,
         pythonic_params=False,
     )
-    routing = prefixed(spec, base)
+    served_paths = prefixed(spec, base)  # the service's own paths, as requests name them
+    routing = served_paths
     if control is not None:
         app.add_api(
             copy.deepcopy(control),
@@ -154,7 +155,7 @@ def create_app(settings: Settings) -> AsyncApp:
         )
         routing = admin.with_admin_paths(routing, control)
     routes = SpecRoutes(routing)
-    served_routes = SpecRoutes(prefixed(spec, base))  # the service's own paths, without the control plane's
+    served_routes = SpecRoutes(served_paths)  # without the control plane's
     error_responses.register(app, service.dialect or SpecDialect(spec, served_routes, admin.PREFIX + "/"))
     app.add_middleware(
         CORSMiddleware,

@@ -33,8 +33,7 @@ def handler(resource: Resource, role: Role, base: str) -> Handler:
     key = sanitized(resource.id_parameter)  # the name connexion passes the id under
 
     async def list_records(**params: Any) -> Response:
-        declared = {sanitized(name): name for name in current().collection.parameters}  # connexion passes pet-type as pettype
-        return await list_response(**{declared.get(name, name): value for name, value in params.items()})
+        return await list_response(**params)
 
     async def create_record(body: dict[str, Any], **_params: Any) -> Response:
         runtime = current()

@@ -15,6 +15,8 @@ import dataclasses
 import urllib.parse
 from typing import Any
 
+from connexion.decorators.parameter import sanitized
+
 from cms_mock.openapi.routes import resolved
 from cms_mock.openapi.schemas import named
 from cms_mock.stores import Fields, Page, Query
@@ -39,6 +41,8 @@ class Collection:
     ``page_size`` and ``pageSize`` the operation declares."""
     pages: bool = False
     """Whether pages are numbered (``page``, from 1) rather than counted off (``offset``)."""
+    arguments: dict[str, str] = dataclasses.field(default_factory=dict)
+    """The declared name of each parameter connexion hands over under another (``pet-type`` as ``pettype``)."""
 
     @classmethod
     def of(cls, spec: dict[str, Any], operation_id: str, record_schema: str) -> Collection:
@@ -58,11 +62,12 @@ class Collection:
             ),
             size=next((name for name in _SIZES if name in query), "limit"),
             pages="page" in query and "offset" not in query,
+            arguments={sanitized(name): name for name in query if sanitized(name) != name},
         )
 
     def query(self, params: dict[str, Any]) -> Query | None:
         """The ``Query`` of a request's parameters (None when it has none: the plain list)."""
-        given = {name: value for name, value in params.items() if value is not None}
+        given = {self.arguments.get(name, name): value for name, value in params.items() if value is not None}
         if not given:
             return None
         limit = given.get(self.size)
